@@ -1,0 +1,53 @@
+"""Logging in key=value form, one line per event, with secrets redacted.
+
+Call sites pass structured fields through ``extra``:
+``log.warning("upstream failed", extra={"upstream": name, "error": str(e)})``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+# Attributes every LogRecord has; anything else came from ``extra`` and is printed as key=value.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' "=\n\t'):
+        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return text
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``ts=... level=... logger=... msg="..." key=value``; known secret values become ********."""
+
+    def __init__(self, secrets: frozenset[str] = frozenset()):
+        super().__init__()
+        # Longest first, so a secret containing another is replaced whole.
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        parts = [f"ts={ts}", f"level={record.levelname}", f"logger={record.name}",
+                 f"msg={_quote(record.getMessage())}"]
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                parts.append(f"{key}={_quote(value)}")
+        if record.exc_info:
+            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
+        line = " ".join(parts)
+        for secret in self.secrets:
+            line = line.replace(secret, "********")
+        return line
+
+
+def configure(level: str = "INFO", secrets: frozenset[str] = frozenset(), stream=None) -> None:
+    """Configure the root logger once, in ``main``; library modules only call getLogger."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(KeyValueFormatter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

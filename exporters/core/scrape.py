@@ -1,0 +1,85 @@
+"""Scrape timing and error accounting shared by every exporter.
+
+An exporter supplies ``scrape(errors)``: a function that talks to its upstreams and returns fresh
+metric families. :class:`ExporterCollector` times it, adds
+``llmwatch_<exporter>_scrape_duration_seconds`` and ``llmwatch_<exporter>_scrape_errors_total{reason}``,
+and turns any exception escaping it into a counted error plus a log line, so /metrics never fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+
+class ScrapeErrors:
+    """Errors by reason, counted across scrapes (the one piece of state an exporter keeps).
+
+    Known reasons are pre-initialised to 0 so that ``increase()`` sees the first error.
+    """
+
+    def __init__(self, reasons: Iterable[str] = ()):
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {r: 0 for r in reasons}
+
+    def add(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[reason] = self._counts.get(reason, 0) + n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+def up_family(exporter: str, label: str, states: dict[str, bool], help_text: str) -> GaugeMetricFamily:
+    """``llmwatch_<exporter>_up{<label>}``: 1 when that upstream answered this scrape, else 0."""
+    fam = GaugeMetricFamily(f"llmwatch_{exporter}_up", help_text, labels=[label])
+    for key in sorted(states, key=natural_key):
+        fam.add_metric([key], 1.0 if states[key] else 0.0)
+    return fam
+
+
+def natural_key(key: str):
+    """Sort label values "2" before "10"; other strings after numbers, alphabetically."""
+    return (0, int(key), "") if key.isdigit() else (1, 0, key)
+
+
+class ExporterCollector(Collector):
+    """Wraps an exporter's scrape function with timing and error accounting."""
+
+    def __init__(self, exporter: str, scrape: Callable[[ScrapeErrors], Iterable[Metric]],
+                 reasons: Iterable[str] = (), clock: Callable[[], float] = time.perf_counter):
+        self.exporter = exporter
+        self.scrape = scrape
+        self.errors = ScrapeErrors(("exception", *reasons))
+        self.clock = clock
+
+    def collect(self) -> Iterable[Metric]:
+        start = self.clock()
+        try:
+            families = list(self.scrape(self.errors))
+        except Exception:
+            log.exception("scrape failed", extra={"exporter": self.exporter})
+            self.errors.add("exception")
+            families = []
+        duration = self.clock() - start
+        yield from families
+        yield GaugeMetricFamily(f"llmwatch_{self.exporter}_scrape_duration_seconds",
+                                "Time this exporter spent on the last scrape.", value=duration)
+        errors = CounterMetricFamily(f"llmwatch_{self.exporter}_scrape_errors",
+                                     "Errors met while scraping, by reason, since the exporter started.",
+                                     labels=["reason"])
+        for reason, count in sorted(self.errors.snapshot().items()):
+            errors.add_metric([reason], count)
+        yield errors
+
+    def describe(self) -> list:
+        # Registering must not trigger a scrape (an upstream call at start-up).
+        return []
