@@ -175,7 +175,8 @@ def load(section: str, cls: type, *, known_sections: set[str],
                 problems.append(f"{name}.{key} is a secret: set it in the environment "
                                 f"({env_name(name, key)}) or config/.secrets.toml, not in settings.toml")
 
-    dyn = Dynaconf(envvar_prefix=ENV_PREFIX, root_path=str(config_dir),
+    # merge_enabled: a [section] in .secrets.toml adds to settings.toml's table instead of replacing it.
+    dyn = Dynaconf(envvar_prefix=ENV_PREFIX, root_path=str(config_dir), merge_enabled=True,
                    settings_files=["settings.toml", ".secrets.toml"])
     validators = [v for name, scls in sections.items() for v in _validators(name, scls)]
     dyn.validators.register(*validators)

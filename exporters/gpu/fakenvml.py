@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import threading
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -78,13 +78,17 @@ class FakeGpu:
     nvlink_tx_kib: int = 0  # per link
     nvlink_rx_kib: int = 0
     gpm_supported: bool = True
-    gpm: dict[int, float] = field(default_factory=dict)  # GPM metric id -> percent
+    gpm: dict[int, float] = field(default_factory=lambda: {  # GPM metric id -> percent; idle
+        real.NVML_GPM_METRIC_SM_UTIL: 0.0, real.NVML_GPM_METRIC_SM_OCCUPANCY: 0.0,
+        real.NVML_GPM_METRIC_ANY_TENSOR_UTIL: 0.0, real.NVML_GPM_METRIC_DRAM_BW_UTIL: 0.0})
     processes: list[tuple[int, int | None]] = field(default_factory=list)  # (pid, used bytes)
     mig_mode: tuple[int, int] = (0, 0)
     mig_instances: list[dict] = field(default_factory=list)
     # pynvml function names (or "field:<id>", "threshold:<n>") that answer NotSupported
     not_supported: set[str] = field(default_factory=set)
     lost: bool = False
+    # Set to a threading.Event to make every call on this GPU block until it is set (a hung GPU).
+    hang: threading.Event | None = None
 
     def __post_init__(self):
         self.uuid = self.uuid or f"GPU-{self.index:08x}-1111-2222-3333-{self.index:012x}"
@@ -148,7 +152,7 @@ class FakeNvml:
         self._gpm_samples: dict[int, tuple[FakeGpu, dict[int, float]] | None] = {}
         self._addresses = itertools.count(0x1000, 0x10)
         self._lock = threading.Lock()
-        self.calls = 0
+        self.calls: Counter[str] = Counter()  # pynvml function name -> calls, to test what is cached
 
     def __getattr__(self, name):
         # Constants and structures (NVML_*, nvml*Reason*, c_*) come from the real module.
@@ -185,13 +189,16 @@ class FakeNvml:
         self.driver_loaded = True
 
     def _check(self):
-        self.calls += 1
         if not self.driver_loaded or self._refcount == 0:
             _raise(real.NVML_ERROR_UNINITIALIZED if self.driver_loaded else real.NVML_ERROR_DRIVER_NOT_LOADED)
 
     def _gpu(self, handle, fn: str, key: str | None = None) -> FakeGpu:
         self._check()
         gpu = handle.gpu
+        with self._lock:
+            self.calls[fn] += 1
+        if gpu.hang is not None:
+            gpu.hang.wait()
         if gpu.lost:
             _raise(real.NVML_ERROR_GPU_IS_LOST)
         if fn in gpu.not_supported or (key and key in gpu.not_supported):

@@ -33,6 +33,7 @@ class XidWatcher:
     def __init__(self, nvml, wall_clock=time.time):
         self.nvml = nvml
         self.wall_clock = wall_clock
+        self.wait_ms = WAIT_MS  # also bounds how long stop() takes
         self._cond = threading.Condition()
         self._counts: dict[tuple[str, int], int] = {}
         self._last: dict[tuple[str, int], float] = {}
@@ -48,7 +49,7 @@ class XidWatcher:
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
-            self._thread.join(timeout=WAIT_MS / 1000 + 1)
+            self._thread.join(timeout=self.wait_ms / 1000 + 1)
 
     def snapshot(self) -> XidSnapshot:
         with self._cond:
@@ -112,7 +113,7 @@ class XidWatcher:
                 self._set_running(True)
                 log.info("XID watcher running")
             try:
-                event = self.nvml.nvmlEventSetWait_v2(event_set, WAIT_MS)
+                event = self.nvml.nvmlEventSetWait_v2(event_set, self.wait_ms)
             except P.NVMLError as e:
                 if getattr(e, "value", None) == P.NVML_ERROR_TIMEOUT:
                     continue

@@ -1,0 +1,48 @@
+"""Shared test helpers: golden-file comparison and real binaries that must exist in CI."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+DURATION = re.compile(r"^(llmwatch_\w+_duration_seconds(?:\{[^}]*\})?) \S+$", re.MULTILINE)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files from the current output")
+
+
+def normalise(text: str) -> str:
+    """Durations vary with the machine; everything else in an exposition must be exact."""
+    return DURATION.sub(r"\1 <duration>", text)
+
+
+@pytest.fixture
+def golden(request):
+    """``golden(path, text)``: compare with the file, or write it under --update-golden."""
+
+    def check(path: Path, text: str) -> None:
+        text = normalise(text)
+        if request.config.getoption("--update-golden") or not path.exists():
+            if not request.config.getoption("--update-golden") and os.environ.get("CI") == "true":
+                pytest.fail(f"golden file missing: {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        assert text == path.read_text(), f"exposition differs from {path}; run pytest --update-golden and review the diff"
+
+    return check
+
+
+def require_binary(name: str) -> str:
+    """The path of a real binary (promtool, prometheus...); under CI=true a missing one fails the test."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not installed (scripts/test installs it as root with apt-get)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
