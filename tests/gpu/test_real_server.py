@@ -39,6 +39,9 @@ def test_real_prometheus_scrapes_every_gpu(gpu_exporter, tmp_path):
     with Process([prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
                   f"--web.listen-address=127.0.0.1:{web}"], tmp_path / "prometheus.log") as prom:
         api = f"http://127.0.0.1:{web}/api/v1/query"
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{web}/-/ready", timeout=2).status_code == 200
+                   or prom.proc.poll() is not None, 60, "Prometheus ready")
+        assert prom.proc.poll() is None, prom.log()
 
         def query(q):
             return httpx.get(api, params={"query": q}, timeout=2).json()["data"]["result"]
