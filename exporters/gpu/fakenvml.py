@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -153,6 +154,7 @@ class FakeNvml:
         self._addresses = itertools.count(0x1000, 0x10)
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()  # pynvml function name -> calls, to test what is cached
+        self.latency = 0.0  # seconds each per-GPU call takes, to imitate a real driver in benchmarks
 
     def __getattr__(self, name):
         # Constants and structures (NVML_*, nvml*Reason*, c_*) come from the real module.
@@ -199,6 +201,8 @@ class FakeNvml:
             self.calls[fn] += 1
         if gpu.hang is not None:
             gpu.hang.wait()
+        if self.latency:
+            time.sleep(self.latency)
         if gpu.lost:
             _raise(real.NVML_ERROR_GPU_IS_LOST)
         if fn in gpu.not_supported or (key and key in gpu.not_supported):

@@ -45,3 +45,11 @@ def test_metrics_health_and_landing_page(server):
         assert client.get(f"{server}/health").json() == {"status": "ok"}
         assert 'href="metrics"' in client.get(f"{server}/").text
         assert client.get(f"{server}/nope").status_code == 404
+
+
+def test_container_healthcheck_probe(server):
+    from exporters.core.health import main
+    from tests.procs import free_port
+
+    assert main(["health", server.rsplit(":", 1)[1]]) == 0
+    assert main(["health", str(free_port())]) == 1  # nothing listening
