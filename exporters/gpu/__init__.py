@@ -32,9 +32,9 @@ def build(settings: Settings):
 
     gpu: GpuSettings = settings.exporter
     if gpu.simulate:
-        from exporters.gpu.fakenvml import h200_node
+        from exporters.gpu.fakenvml import simulated_node
 
-        nvml = h200_node(driver="simulated")
+        nvml = simulated_node()
     else:
         import pynvml as nvml
     containers = None

@@ -495,3 +495,11 @@ class FakeNvml:
 def h200_node(count: int = 8, **kwargs) -> FakeNvml:
     """The target host: eight H200s on an HGX board."""
     return FakeNvml([h200(i) for i in range(count)], **kwargs)
+
+
+def simulated_node() -> FakeNvml:
+    """What ``gpu.simulate = true`` serves: eight H200s under a steady, uneven load."""
+    nvml = h200_node(driver="simulated")
+    for gpu, load in zip(nvml.gpus, (0.9, 0.85, 0.9, 0.8, 0.6, 0.5, 0.1, 0.0)):
+        busy(gpu, load)
+    return nvml

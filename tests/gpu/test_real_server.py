@@ -51,3 +51,13 @@ def test_real_prometheus_scrapes_every_gpu(gpu_exporter, tmp_path):
         assert float(query("sum(llmwatch_gpu_memory_total_bytes)")[0]["value"][1]) == 8 * 150_754_820_096
         assert query('llmwatch_gpu_info{name="NVIDIA H200"}')
         assert "level=ERROR" not in proc.log(), proc.log()
+
+
+@pytest.mark.parametrize("name", ["h200_serving", "h100_vm_mig", "gpu_lost", "nvml_absent"])
+def test_every_scenario_passes_promtool_lint(name, tmp_path):
+    from tests.gpu.scenarios import SCENARIOS
+
+    promtool = require_binary("promtool")
+    text = SCENARIOS[name](tmp_path)
+    result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
