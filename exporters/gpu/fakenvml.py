@@ -278,6 +278,9 @@ class FakeNvml:
     def nvmlDeviceGetTemperatureV(self, handle, sensor, version=None):
         return self._gpu(handle, "nvmlDeviceGetTemperatureV").temperature
 
+    def nvmlDeviceGetTemperature(self, handle, sensor):
+        return self._gpu(handle, "nvmlDeviceGetTemperature").temperature
+
     def nvmlDeviceGetTemperatureThreshold(self, handle, threshold):
         gpu = self._gpu(handle, "nvmlDeviceGetTemperatureThreshold", f"threshold:{threshold}")
         if threshold not in gpu.thresholds:

@@ -252,6 +252,10 @@ class NvmlSource:
                 readings.append(future.result())
             except NvmlDown:
                 nvml_down = True
+            except Exception:  # a bug or an unexpected answer: this GPU is down, the others still report
+                errors.add("exception")
+                log.exception("GPU read failed unexpectedly", extra={"gpu": gpu.index})
+                readings.append(GpuReading(gpu.index, down="exception"))
         if nvml_down:
             errors.add("nvml_lost")
             log.error("NVML driver went away; will re-initialise")
@@ -299,8 +303,13 @@ class NvmlSource:
         """One NVML call; None when unsupported (remembered) or failing transiently (counted)."""
         if key in gpu.skip:
             return None
+        function = getattr(self.nvml, fn, None)
+        if function is None:  # these Python bindings predate the call
+            gpu.skip.add(key)
+            log.info("NVML call missing from the installed nvidia-ml-py; skipping it", extra={"call": fn})
+            return None
         try:
-            return getattr(self.nvml, fn)(gpu.handle if handle is None else handle, *args)
+            return function(gpu.handle if handle is None else handle, *args)
         except P.NVMLError as e:
             code = _code(e)
             if code in SKIP_CODES:
@@ -382,7 +391,10 @@ class NvmlSource:
             add("memory_total", memory.total)
             add("memory_used", memory.used)
             add("memory_free", memory.free)
-        add("temperature", call("temperature", "nvmlDeviceGetTemperatureV", P.NVML_TEMPERATURE_GPU))
+        temperature = call("temperature", "nvmlDeviceGetTemperatureV", P.NVML_TEMPERATURE_GPU)
+        if temperature is None:  # drivers before nvmlDeviceGetTemperatureV have only the deprecated call
+            temperature = call("temperature_v0", "nvmlDeviceGetTemperature", P.NVML_TEMPERATURE_GPU)
+        add("temperature", temperature)
         add("power", call("power", "nvmlDeviceGetPowerUsage"))
         add("power_limit", call("power_limit", "nvmlDeviceGetEnforcedPowerLimit"))
         for clock, name in CLOCKS:

@@ -279,3 +279,42 @@ def test_energy_and_units_are_converted_to_base_units():
     assert value(text, "llmwatch_gpu_clock_hz", gpu="0", clock="memory") == 3201e6
     assert value(text, "llmwatch_gpu_memory_total_bytes", gpu="0") == 150_754_820_096  # 143771 MiB, as NVML reports
     exporter.close()
+
+
+def test_old_driver_without_temperature_v_uses_the_deprecated_call():
+    gpu = h200(0, not_supported={"nvmlDeviceGetTemperatureV"})
+    exporter = make_exporter(FakeNvml([gpu]))
+    assert value(render(exporter), "llmwatch_gpu_temperature_celsius", gpu="0") == 32
+    exporter.close()
+
+
+def _missing(self):
+    raise AttributeError("not in these bindings")
+
+
+class _OldBindings(FakeNvml):
+    """nvidia-ml-py from before GPM and remapped rows: those functions do not exist at all."""
+
+    nvmlGpmQueryDeviceSupport = property(_missing)
+    nvmlDeviceGetRemappedRows = property(_missing)
+
+
+def test_bindings_missing_a_function_skip_it_and_keep_everything_else():
+    exporter = make_exporter(_OldBindings([h200(0), h200(1)]))
+    render(exporter)
+    text = render(exporter)
+    assert value(text, "llmwatch_gpu_up", gpu="1") == 1
+    assert "llmwatch_gpu_remapped_rows_pending" not in names(text)
+    assert "llmwatch_gpu_sm_active_ratio" not in names(text)
+    assert value(text, "llmwatch_gpu_scrape_errors_total", reason="exception") == 0
+    exporter.close()
+
+
+def test_an_unexpected_error_on_one_gpu_leaves_the_others_reporting():
+    nvml = h200_node(3)
+    exporter = make_exporter(nvml)
+    nvml.gpus[1].clock_events = "garbage"  # an answer no real NVML gives: the bitmask is not an int
+    text = render(exporter)
+    assert [value(text, "llmwatch_gpu_up", gpu=str(i)) for i in range(3)] == [1, 0, 1]
+    assert value(text, "llmwatch_gpu_scrape_errors_total", reason="exception") == 1
+    exporter.close()
