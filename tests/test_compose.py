@@ -1,0 +1,20 @@
+"""docker-compose.yml agrees with the repository: files it builds from exist, ports match settings."""
+
+from pathlib import Path
+
+import tomllib
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_exporter_service_matches_its_settings():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    settings = tomllib.loads((REPO / "config" / "settings.toml").read_text())
+    service = compose["services"]["gpu-exporter"]
+    assert (REPO / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+    port = str(settings["gpu"]["port"])
+    assert service["healthcheck"]["test"][-1] == port
+    assert all(p.startswith("127.0.0.1:") and p.endswith(f":{port}") for p in service["ports"])
+    assert service["pid"] == "host"  # NVML pids are host pids
+    assert ":latest" not in service["image"]
