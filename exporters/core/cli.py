@@ -17,9 +17,11 @@ from exporters.core.http import start_server
 log = logging.getLogger("exporters")
 
 # Exporter name -> module. Each module has SECTION, SETTINGS (a frozen dataclass), DESCRIPTION,
-# PORT_KEY and build(settings) returning an object with .collector and .close().
+# PORT_KEY and build(settings) returning an object with .collector and .close(), and optionally
+# .text_only = True (see exporters.core.http: families with pre-rendered lines).
 EXPORTERS = {
     "gpu": "exporters.gpu",
+    "vllm": "exporters.vllm",
 }
 # Every section any exporter reads, so a typo in any LLMWATCH_* variable is reported.
 KNOWN_SECTIONS = {"common", "docker", "gpu", "vllm", "litellm", "langfuse", "insights", "probe"}
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     registry.register(exporter.collector)
     port = getattr(loaded.exporter, "port")
     try:
-        server = start_server(args.exporter, registry, loaded.common.listen_address, port, module.DESCRIPTION)
+        server = start_server(args.exporter, registry, loaded.common.listen_address, port, module.DESCRIPTION,
+                              text_only=getattr(exporter, "text_only", False))
     except OSError as e:
         log.error("cannot listen", extra={"address": loaded.common.listen_address, "port": port, "error": str(e)})
         exporter.close()

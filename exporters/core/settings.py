@@ -16,6 +16,7 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,14 @@ class SettingsError(Exception):
         super().__init__("; ".join(problems))
 
 
-def setting(*, min: float | None = None, max: float | None = None,
-            choices: tuple | None = None, secret: bool = False, help: str = "") -> Any:
-    """A dataclass field with validation metadata. Defaults live in settings.toml, not here."""
-    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "help": help}
+def setting(*, min: float | None = None, max: float | None = None, choices: tuple | None = None,
+            secret: bool = False, help: str = "", check: Callable[[Any], object] | None = None) -> Any:
+    """A dataclass field with validation metadata. Defaults live in settings.toml, not here.
+
+    ``check(value)`` validates what the simple constraints cannot (a list of URLs, say); it
+    raises ValueError with a message that completes "<section>.<key> (env ...): ".
+    """
+    meta = {"min": min, "max": max, "choices": choices, "secret": secret, "help": help, "check": check}
     return dataclasses.field(metadata=meta)
 
 
@@ -147,6 +152,40 @@ def _convert(cls: type, section: str, raw: dict[str, Any]) -> Any:
     return cls(**values)
 
 
+def _replace_env_lists(sections: dict[str, type], raw: dict[str, Any]) -> None:
+    """A list set in the environment replaces the file's list (dynaconf's merging would append to it)."""
+    for name, scls in sections.items():
+        hints = typing.get_type_hints(scls)
+        for f in dataclasses.fields(scls):
+            text = os.environ.get(env_name(name, f.name))
+            if text is None or _base_type(hints[f.name]) is not list or not isinstance(raw.get(name), dict):
+                continue
+            try:
+                value = tomllib.loads(f"value = {text}")["value"]
+            except tomllib.TOMLDecodeError:
+                continue  # the type validator has already named it
+            if isinstance(value, list):
+                section = raw[name]
+                key = next((k for k in section if k.lower() == f.name), f.name)
+                section[key] = value
+
+
+def _checks(sections: dict[str, type], raw: dict[str, Any]) -> list[str]:
+    """Run each field's ``check`` (after the type validators passed)."""
+    problems = []
+    for name, scls in sections.items():
+        values = {k.lower(): v for k, v in raw[name].items()}
+        for f in dataclasses.fields(scls):
+            check = f.metadata.get("check")
+            if check is None:
+                continue
+            try:
+                check(values[f.name])
+            except ValueError as e:
+                problems.append(f"{name}.{f.name} (env {env_name(name, f.name)}): {e}")
+    return problems
+
+
 def secret_keys(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.metadata.get("secret")]
 
@@ -188,6 +227,7 @@ def load(section: str, cls: type, *, known_sections: set[str],
         problems.append(f"could not read settings: {e}")
 
     raw = {k.lower(): v for k, v in dyn.as_dict().items()}
+    _replace_env_lists(sections, raw)
     for top, value in raw.items():
         if top == CONFIG_DIR_ENV.removeprefix(ENV_PREFIX + "_").lower():
             continue
@@ -201,6 +241,8 @@ def load(section: str, cls: type, *, known_sections: set[str],
                 if key.lower() not in fields:
                     problems.append(f"unknown setting {top}.{key.lower()} (env {env_name(top, key)}); "
                                     f"known keys: {', '.join(sorted(fields))}")
+    if not problems:
+        problems.extend(_checks(sections, raw))
     if problems:
         raise SettingsError(problems)
 
