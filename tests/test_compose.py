@@ -18,3 +18,16 @@ def test_gpu_exporter_service_matches_its_settings():
     assert all(p.startswith("127.0.0.1:") and p.endswith(f":{port}") for p in service["ports"])
     assert service["pid"] == "host"  # NVML pids are host pids
     assert ":latest" not in service["image"]
+
+
+def test_vllm_exporter_service_matches_its_settings():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    settings = tomllib.loads((REPO / "config" / "settings.toml").read_text())
+    service = compose["services"]["vllm-exporter"]
+    port = str(settings["vllm"]["port"])
+    assert service["command"] == ["vllm"]
+    assert service["healthcheck"]["test"][-1] == port
+    assert all(p.startswith("127.0.0.1:") and p.endswith(f":{port}") for p in service["ports"])
+    # the default host_address must resolve inside the container
+    assert f"{settings['vllm']['host_address']}:host-gateway" in service["extra_hosts"]
+    assert service["image"] == compose["services"]["gpu-exporter"]["image"]  # one image, a command per exporter

@@ -12,6 +12,7 @@ validators, all run together so that every bad key is named in one go.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 import types
@@ -120,8 +121,9 @@ def _validators(section: str, cls: type) -> list[Validator]:
         meta = f.metadata
         out.append(Validator(name, must_exist=True,
                              messages={"must_exist_true": f"{where} is missing from settings.toml"}))
-        out.append(Validator(name, condition=lambda v, t=expected: v is None or _type_ok(t, v),
-                             messages={"condition": f"{where} must be {_TYPE_WORDS.get(expected, expected.__name__)}, got {{value!r}}"}))
+        if expected is not list:  # lists are checked after the environment's list replaced the file's
+            out.append(Validator(name, condition=lambda v, t=expected: v is None or _type_ok(t, v),
+                                 messages={"condition": f"{where} must be {_TYPE_WORDS.get(expected, expected.__name__)}, got {{value!r}}"}))
         numeric = expected in (int, float)
         if meta.get("min") is not None and numeric:
             out.append(Validator(name, condition=lambda v, lo=meta["min"]: not _type_ok(float, v) or v >= lo,
@@ -153,7 +155,10 @@ def _convert(cls: type, section: str, raw: dict[str, Any]) -> Any:
 
 
 def _replace_env_lists(sections: dict[str, type], raw: dict[str, Any]) -> None:
-    """A list set in the environment replaces the file's list (dynaconf's merging would append to it)."""
+    """A list set in the environment replaces the file's list (dynaconf's merging would append to it).
+
+    The value is TOML (``["a", {name = "b", url = "c"}]``) or JSON (``[{"name": "b", "url": "c"}]``).
+    """
     for name, scls in sections.items():
         hints = typing.get_type_hints(scls)
         for f in dataclasses.fields(scls):
@@ -163,7 +168,10 @@ def _replace_env_lists(sections: dict[str, type], raw: dict[str, Any]) -> None:
             try:
                 value = tomllib.loads(f"value = {text}")["value"]
             except tomllib.TOMLDecodeError:
-                continue  # the type validator has already named it
+                try:  # JSON is what people type for lists of tables
+                    value = json.loads(text)
+                except ValueError:
+                    value = text
             if isinstance(value, list):
                 section = raw[name]
                 key = next((k for k in section if k.lower() == f.name), f.name)
@@ -175,7 +183,12 @@ def _checks(sections: dict[str, type], raw: dict[str, Any]) -> list[str]:
     problems = []
     for name, scls in sections.items():
         values = {k.lower(): v for k, v in raw[name].items()}
+        hints = typing.get_type_hints(scls)
         for f in dataclasses.fields(scls):
+            if _base_type(hints[f.name]) is list and not isinstance(values.get(f.name), list):
+                problems.append(f"{name}.{f.name} (env {env_name(name, f.name)}) must be a list "
+                                f"(TOML or JSON), got {values.get(f.name)!r}")
+                continue
             check = f.metadata.get("check")
             if check is None:
                 continue
@@ -242,7 +255,7 @@ def load(section: str, cls: type, *, known_sections: set[str],
                     problems.append(f"unknown setting {top}.{key.lower()} (env {env_name(top, key)}); "
                                     f"known keys: {', '.join(sorted(fields))}")
     if not problems:
-        problems.extend(_checks(sections, raw))
+        problems.extend(_checks(sections, {k: v for k, v in raw.items() if k in sections}))
     if problems:
         raise SettingsError(problems)
 

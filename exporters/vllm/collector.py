@@ -213,6 +213,8 @@ class VllmExporter:
                 metric = merged.get(fam.name)
                 if metric is None:
                     metric = merged[fam.name] = PassthroughFamily(fam.name, fam.help, fam.type)
+                elif metric.type != fam.type and {metric.type, fam.type} == {"gauge", "unknown"}:
+                    metric.type = "gauge"  # a gauge sent without its TYPE line somewhere: same samples
                 elif metric.type != fam.type:
                     self._fail(result.state, "type_conflict", f"{fam.name} is a {fam.type} here but a "
                                f"{metric.type} on another target; left out", errors)

@@ -11,6 +11,7 @@ cached. A fuzz test checks that this reader and prometheus-client's parser agree
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -28,6 +29,10 @@ SUFFIXES = {
 # Label values that are numbers: written one way, so "1" from one target and "1.0" from another
 # are the same bucket in sum by (le).
 NUMERIC_LABELS = ("le", "quantile")
+
+
+METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class InvalidLine(ValueError):
@@ -108,6 +113,9 @@ class ExpositionReader:
         if len(families) != 1 or len(families[0].samples) != 1:
             raise InvalidLine(f"invalid series {text[:120]!r}")
         sample = families[0].samples[0]
+        # The reference parser lets through names Prometheus would refuse ("a b{...}"); refuse them here.
+        if not METRIC_NAME.fullmatch(sample.name) or not all(LABEL_NAME.fullmatch(k) for k in sample.labels):
+            raise InvalidLine(f"invalid metric or label name in {text[:120]!r}")
         labels = {}
         for key, value in sample.labels.items():
             if key in self.extra_labels:
@@ -141,7 +149,7 @@ class ExpositionReader:
                 owner.setdefault(fam_name + suffix, fam_name)
             return fam
 
-        for line in text.splitlines():
+        for line in text.split("\n"):  # not splitlines(): \x85 or \u2028 may sit in a label value
             if not line or line.isspace():
                 continue
             if line[0] == "#":

@@ -356,9 +356,9 @@ def render_metrics(version: str, engines: list[Engine], *, fresh: bool = False, 
     _cache_config(w)
     if has("lora_requests_info") and any(e.lora_adapters for e in engines):
         w.header("vllm:lora_requests_info", "gauge", "Running stats on lora requests.")
-        for e in engines:
-            w.lines.append(f'vllm:lora_requests_info{{max_lora="4",running_lora_adapters="{",".join(e.lora_adapters)}",'
-                           f'waiting_lora_adapters=""}} {floatToGoString(now)}')
+        adapters = ",".join(dict.fromkeys(a for e in engines for a in e.lora_adapters))  # one series, no engine label
+        w.lines.append(f'vllm:lora_requests_info{{max_lora="4",running_lora_adapters="{adapters}",'
+                       f'waiting_lora_adapters=""}} {floatToGoString(now)}')
     if gen.http_metrics:
         _http(w, engines)
     _process(w, engines)
