@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -94,6 +95,7 @@ class VllmExporter:
         self.docker_up: bool | None = None
         self.collector = ExporterCollector("vllm", self.scrape, reasons=ERROR_REASONS)
         self.text_only = True  # serve PassthroughFamily lines as they are
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.fetcher.close()
@@ -135,7 +137,13 @@ class VllmExporter:
 
     # ---- scrape -------------------------------------------------------------------------------
 
-    def scrape(self, errors: ScrapeErrors) -> list[Metric]:
+    def scrape(self, errors: ScrapeErrors) -> list:
+        # Two Prometheus servers scraping at once take turns: the per-target state (caches,
+        # up/down transitions) stays consistent and the upstreams are not asked twice as often.
+        with self._lock:
+            return self._scrape(errors)
+
+    def _scrape(self, errors: ScrapeErrors) -> list:
         states = [self._state(t) for t in self.targets(errors)]
         live = {(s.target.name, s.target.url) for s in states}
         self.states = {k: v for k, v in self.states.items() if k in live}
