@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -55,7 +56,7 @@ class TargetState:
 
     def __init__(self, target: Target):
         self.target = target
-        self.reader = ExpositionReader({"container": target.name})
+        self._reader: ExpositionReader | None = None
         self.version = UNKNOWN
         self.models: list[dict] = []
         self.metadata_at = -math.inf
@@ -64,6 +65,13 @@ class TargetState:
         self.up = False
         self.errors = dict.fromkeys(TARGET_REASONS, 0)
         self.warned: set[str] = set()
+
+    def reader(self) -> ExpositionReader:
+        """The target's reader; its series carry ``container`` and ``vllm_version`` labels."""
+        labels = {"container": self.target.name, "vllm_version": self.version}
+        if self._reader is None or self._reader.extra_labels != labels:
+            self._reader = ExpositionReader(labels)  # new version or name: the cached series are stale
+        return self._reader
 
 
 class TargetResult:
@@ -158,14 +166,21 @@ class VllmExporter:
                 plan.append((state, "health"))
         paths = {"metrics": "/metrics", "models": "/v1/models", "version": "/version", "health": "/health"}
         results = {id(s): TargetResult(s) for s in states}
+        # A target's /metrics is read once its other replies are in (its vllm_version label comes
+        # from /version), while other targets may still be answering.
+        pending = Counter(id(s) for s, _ in plan)
+        held: dict[int, Reply] = {}
         for index, reply in self.fetcher.as_completed([s.target.url + paths[w] for s, w in plan], self.budget):
             state, what = plan[index]
             if what == "metrics":
-                self._read_metrics(results[id(state)], reply, errors)
+                held[id(state)] = reply
             elif what == "health":
                 state.healthy, state.health_at = reply.status == 200, now
             elif reply.ok:
                 self._read_metadata(state, what, reply.body, now)
+            pending[id(state)] -= 1
+            if not pending[id(state)]:
+                self._read_metrics(results[id(state)], held.pop(id(state)), errors)
         ordered = [results[id(s)] for s in states]
         return [*self._merge(ordered, errors), *self._describe(ordered)]
 
@@ -184,7 +199,7 @@ class VllmExporter:
             state.up = False
             self._fail(state, reply.error, reply.detail, errors)
             return
-        families, problems = state.reader.read(reply.body.decode("utf-8", errors="replace"))
+        families, problems = state.reader().read(reply.body.decode("utf-8", errors="replace"))
         if problems and not any(f.samples for f in families):
             state.up = False
             self._fail(state, "invalid_exposition", problems[0], errors)

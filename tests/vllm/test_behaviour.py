@@ -45,6 +45,14 @@ def upstream_value(fixture: str, name: str) -> float:
         return value(f.read(), name)
 
 
+def test_every_series_carries_container_and_version_from_the_first_scrape():
+    """/version is read before /metrics is parsed, so the first scrape already has the right label."""
+    with fixture_server("vllm-0.11.0.prom", latency=0.05) as server:
+        text = scrape_once(server, names=["v11"])
+    vllm_series = [ls for (n, ls) in samples(text) if n.startswith(("vllm:", "http_"))]
+    assert vllm_series and all({("container", "v11"), ("vllm_version", "0.11.0")} <= ls for ls in vllm_series)
+
+
 def test_v0_gpu_cache_usage_becomes_kv_cache_usage():
     with fixture_server("vllm-0.6.4.prom") as server:
         text = scrape_once(server, names=["old"])
@@ -210,6 +218,7 @@ def test_metadata_is_fetched_again_when_a_server_comes_back():
             down = render(exporter)
             server.mode, server.version = "ok", "0.29.0"  # upgraded while it was down
             server.engines = [busy_engine(model_name="new-model")]
+            server.body = render_metrics("0.28.0", server.engines)
             text = render(exporter)
         finally:
             exporter.close()
@@ -217,6 +226,9 @@ def test_metadata_is_fetched_again_when_a_server_comes_back():
     assert value(down, "llmwatch_vllm_up", container=name) == 0
     assert value(text, "llmwatch_vllm_instance_info", container=name, vllm_version="0.29.0",
                  model_name="new-model") == 1
+    # the re-exposed series follow the upgrade: the new version's label, the old one gone
+    assert series(text, "vllm:kv_cache_usage_perc", container=name, vllm_version="0.29.0")
+    assert not series(text, "vllm:kv_cache_usage_perc", vllm_version="0.28.0")
 
 
 def test_model_name_falls_back_to_the_metrics_label_when_v1_models_fails():

@@ -29,8 +29,9 @@ def test_old_v0_server_is_exposed_under_the_newest_names(tmp_path):
         with exporter("vllm", port, tmp_path / "vllm.log", static(server.url)):
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     name = server.url.removeprefix("http://")
-    assert f'vllm:kv_cache_usage_perc{{container="{name}",model_name="llama-3-8b"}} 0.37' in text
-    assert f'vllm:inter_token_latency_seconds_bucket{{container="{name}",le="2.5",model_name="llama-3-8b"}}' in text
+    assert f'vllm:kv_cache_usage_perc{{container="{name}",model_name="llama-3-8b",vllm_version="0.6.4"}} 0.37' in text
+    assert (f'vllm:inter_token_latency_seconds_bucket{{container="{name}",le="2.5",model_name="llama-3-8b",'
+            f'vllm_version="0.6.4"}}') in text
     assert f'llmwatch_vllm_up{{container="{name}"}} 1.0' in text
     assert not [line for line in text.split("\n") if line.startswith("vllm:gpu_cache_usage_perc")]
 
