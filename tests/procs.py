@@ -10,6 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporters.core.http import render_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,6 +22,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def dead_url() -> str:
+    """A loopback URL nobody listens on (bound, then closed)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def render(exporter) -> str:
+    """An exporter's /metrics text after one scrape, exactly as its HTTP server writes it."""
+    registry = CollectorRegistry()
+    registry.register(exporter.collector)
+    return render_text(registry).decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def value(text: str, name: str, **labels) -> float:
+    found = [v for (n, ls), v in samples(text).items() if n == name and set(labels.items()) <= ls]
+    assert len(found) == 1, f"{name}{labels}: {len(found)} series"
+    return found[0]
 
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.1):

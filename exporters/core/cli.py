@@ -21,6 +21,7 @@ log = logging.getLogger("exporters")
 # .text_only = True (see exporters.core.http: families with pre-rendered lines).
 EXPORTERS = {
     "gpu": "exporters.gpu",
+    "litellm": "exporters.litellm",
     "vllm": "exporters.vllm",
 }
 # Every section any exporter reads, so a typo in any LLMWATCH_* variable is reported.

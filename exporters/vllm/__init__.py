@@ -39,9 +39,8 @@ SETTINGS = VllmSettings
 
 
 def build(settings: Settings):
-    from exporters.vllm.collector import VllmExporter
+    from exporters.vllm.collector import VllmExporter, vllm_fetcher
     from exporters.vllm.discovery import DockerDiscovery, MatchRules
-    from exporters.vllm.fetch import Fetcher
 
     vllm: VllmSettings = settings.exporter
     discovery = None
@@ -52,6 +51,6 @@ def build(settings: Settings):
                                     inspect_seconds=vllm.inspect_cache_seconds)
     return VllmExporter(
         static_targets=parse_static_targets(vllm.targets), discovery=discovery,
-        fetcher=Fetcher(max_body_bytes=vllm.max_body_bytes), budget=settings.common.scrape_budget_seconds,
+        fetcher=vllm_fetcher(vllm.max_body_bytes), budget=settings.common.scrape_budget_seconds,
         prefixes=tuple(vllm.metric_prefixes), metadata_seconds=vllm.metadata_cache_seconds,
         health_seconds=vllm.health_cache_seconds, lora_limit=vllm.lora_adapters_limit)

@@ -22,7 +22,7 @@ from prometheus_client.samples import Sample
 from exporters.core.scrape import ExporterCollector, ScrapeErrors, natural_key, up_family
 from exporters.vllm.discovery import DockerDiscovery, Target
 from exporters.vllm.exposition import ExpositionReader, Series
-from exporters.vllm.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
+from exporters.core.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
 from exporters.vllm.normalise import RENAMED_MARK, normalise
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 TARGET_REASONS = (*FETCH_ERRORS, "invalid_exposition", "invalid_line", "type_conflict")
 ERROR_REASONS = (*TARGET_REASONS, "docker")
 UNKNOWN = "unknown"
+# Ask for the classic text format: OpenMetrics would add exemplars and # EOF.
+ACCEPT = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
+
+
+def vllm_fetcher(max_body_bytes: int = 32 << 20) -> Fetcher:
+    return Fetcher("vllm", {"Accept": ACCEPT}, max_body_bytes)
 
 
 class PassthroughFamily:

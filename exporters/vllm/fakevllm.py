@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-import time
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.utils import floatToGoString
+
+from exporters.core.fakeserver import FakeServer
 
 # ---- buckets (vLLM's values) -------------------------------------------------------------------
 
@@ -431,7 +430,7 @@ def models_json(engine: Engine, version: str) -> dict:
 
 # ---- HTTP server --------------------------------------------------------------------------------
 
-class FakeVllmServer:
+class FakeVllmServer(FakeServer):
     """A vLLM server on loopback. ``mode``: ok, garbage, error (500 everywhere), hang, unhealthy.
 
     ``latency`` delays every answer; ``hang`` holds requests until :meth:`release` or close.
@@ -440,36 +439,11 @@ class FakeVllmServer:
 
     def __init__(self, version: str = NEWEST, engines: list[Engine] | None = None, *, mode: str = "ok",
                  latency: float = 0.0, body: str | None = None, host: str = "127.0.0.1", port: int = 0):
+        super().__init__(hang=mode == "hang", latency=latency, host=host, port=port)
         self.version, self.engines = version, engines or [busy_engine()]
-        self.mode, self.latency, self.body = mode, latency, body
-        self.requests: list[str] = []
-        self._release = threading.Event()
-        server = self
+        self.mode, self.body = mode, body
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                server.requests.append(self.path)
-                if server.mode == "hang":
-                    server._release.wait()
-                if server.latency:
-                    time.sleep(server.latency)
-                status, content_type, body = server.answer(self.path)
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    def answer(self, path: str) -> tuple[int, str, bytes]:
+    def answer(self, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         if self.mode == "error":
             return 500, "text/plain", b"Internal Server Error"
         path = path.split("?", 1)[0]
@@ -486,30 +460,3 @@ class FakeVllmServer:
         if path == "/v1/models":
             return 200, "application/json", json.dumps(models_json(self.engines[0], self.version)).encode()
         return 404, "application/json", b'{"detail": "Not Found"}'
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    def release(self) -> None:
-        self._release.set()
-
-    def start(self) -> "FakeVllmServer":
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> "FakeVllmServer":
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()

@@ -10,19 +10,13 @@ import itertools
 from pathlib import Path
 
 import pynvml as P
-from prometheus_client import CollectorRegistry, generate_latest
 
 from exporters.gpu.collector import GpuExporter
 from exporters.gpu.containers import ContainerResolver
 from exporters.gpu.fakenvml import FakeNvml, busy, h100, h200, h200_node
+from tests.procs import render
 
 WALL_TIME = 1_795_000_000.0  # XID timestamps in golden files
-
-
-def render(exporter: GpuExporter) -> str:
-    registry = CollectorRegistry()
-    registry.register(exporter.collector)
-    return generate_latest(registry).decode()
 
 
 def fake_clock():

@@ -8,26 +8,16 @@ returns the /metrics text of its last scrape, as the HTTP server writes it.
 from __future__ import annotations
 
 import contextlib
-import socket
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
-
-from exporters.core.http import render_text
-from exporters.vllm.collector import VllmExporter
+from exporters.vllm.collector import VllmExporter, vllm_fetcher
 from exporters.vllm.discovery import DockerDiscovery, MatchRules, Target, parse_static_targets
 from exporters.vllm.fakevllm import FakeVllmServer, busy_engine
-from exporters.vllm.fetch import Fetcher
 from tests.fakes.docker_engine import FakeDockerEngine, container, gpus
+from tests.procs import dead_url, render
 from tests.vllm.make_fixtures import FIXTURES, FLEET
 
 AWKWARD = (FIXTURES / "awkward.prom").read_text()
-
-
-def render(exporter: VllmExporter) -> str:
-    registry = CollectorRegistry()
-    registry.register(exporter.collector)
-    return render_text(registry).decode()
 
 
 def fixture_server(name: str, **kwargs) -> FakeVllmServer:
@@ -36,16 +26,9 @@ def fixture_server(name: str, **kwargs) -> FakeVllmServer:
     return FakeVllmServer(version, engines(), body=(FIXTURES / name).read_text(), **kwargs)
 
 
-def dead_url() -> str:
-    """A loopback URL nobody listens on (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 def make_exporter(targets: list[Target], *, discovery: DockerDiscovery | None = None, budget: float = 5.0,
                   **kwargs) -> VllmExporter:
-    return VllmExporter(static_targets=targets, discovery=discovery, fetcher=Fetcher(), budget=budget, **kwargs)
+    return VllmExporter(static_targets=targets, discovery=discovery, fetcher=vllm_fetcher(), budget=budget, **kwargs)
 
 
 def fleet(tmp_path: Path) -> str:

@@ -10,18 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporters.vllm.discovery import DockerDiscovery, MatchRules, parse_static_targets
 from exporters.vllm.fakevllm import FakeVllmServer, busy_engine, render_metrics
 from tests.fakes.docker_engine import FakeDockerEngine, container
-from tests.vllm.scenarios import AWKWARD, dead_url, fixture_server, make_exporter, render
-
-
-def samples(text: str) -> dict[tuple[str, frozenset], float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
-
-
-def value(text: str, name: str, **labels) -> float:
-    found = [v for (n, ls), v in samples(text).items() if n == name and set(labels.items()) <= ls]
-    assert len(found) == 1, f"{name}{labels}: {len(found)} series"
-    return found[0]
+from tests.procs import dead_url, render, samples, value
+from tests.vllm.scenarios import AWKWARD, fixture_server, make_exporter
 
 
 def series(text: str, name: str, **labels) -> list[frozenset]:
@@ -233,10 +223,10 @@ def test_metadata_is_fetched_again_when_a_server_comes_back():
 
 def test_model_name_falls_back_to_the_metrics_label_when_v1_models_fails():
     class NoModels(FakeVllmServer):
-        def answer(self, path):
+        def answer(self, path, headers):
             if path == "/v1/models":
                 return 404, "application/json", b"{}"
-            return super().answer(path)
+            return super().answer(path, headers)
 
     with NoModels(body=render_metrics("0.28.0", [busy_engine(model_name="from-metrics")])) as server:
         text = scrape_once(server, names=["x"])

@@ -14,7 +14,7 @@ from exporters.core.http import render_text
 from exporters.vllm.collector import VllmExporter
 from exporters.vllm.discovery import Target
 from exporters.vllm.exposition import ExpositionReader
-from exporters.vllm.fetch import Reply
+from exporters.core.fetch import Reply
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_TEXT = [p.read_text() for p in sorted(FIXTURES.glob("*.prom"))]

@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import require_binary
 from tests.fakes.docker_engine import FakeDockerEngine, container, gpus
-from tests.procs import Process, exporter, free_port, wait_until
+from tests.procs import Process, dead_url, exporter, free_port, wait_until
 from tests.vllm.make_fixtures import FLEET
-from tests.vllm.scenarios import dead_url, fixture_server
+from tests.vllm.scenarios import fixture_server
 
 pytestmark = pytest.mark.integration
 

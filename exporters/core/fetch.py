@@ -1,4 +1,4 @@
-"""Concurrent HTTP GETs under one deadline: the vLLM exporter's I/O source.
+"""Concurrent HTTP GETs under one deadline: the I/O source of the exporters that read HTTP upstreams.
 
 One asyncio loop runs in a daemon thread with one httpx client (connections are kept alive
 between scrapes). A scrape hands over every request it needs and gets back, by the deadline, a
@@ -16,9 +16,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
-
-# Ask for the classic text format: OpenMetrics would add exemplars and # EOF.
-ACCEPT = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
 
 
 # connect: refused, reset or unreachable; http: not a valid HTTP answer; http_status: not 200.
@@ -41,15 +38,18 @@ class Reply:
 
 
 class Fetcher:
-    def __init__(self, max_body_bytes: int = 32 << 20, user_agent: str = "llmwatch-vllm-exporter"):
+    """``headers`` go with every request (Accept, Authorization); ``name`` names the loop's thread."""
+
+    def __init__(self, name: str, headers: dict[str, str], max_body_bytes: int = 32 << 20):
         self.max_body_bytes = max_body_bytes
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="vllm-fetch", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{name}-fetch", daemon=True)
         self._thread.start()
-        self._client = asyncio.run_coroutine_threadsafe(self._make_client(user_agent), self._loop).result()
+        headers = {"Accept-Encoding": "identity", "User-Agent": f"llmwatch-{name}-exporter", **headers}
+        self._client = asyncio.run_coroutine_threadsafe(self._make_client(headers), self._loop).result()
 
-    async def _make_client(self, user_agent: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(headers={"Accept": ACCEPT, "Accept-Encoding": "identity", "User-Agent": user_agent},
+    async def _make_client(self, headers: dict[str, str]) -> httpx.AsyncClient:
+        return httpx.AsyncClient(headers=headers,
                                  limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
                                  follow_redirects=False)
 

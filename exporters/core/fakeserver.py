@@ -1,0 +1,76 @@
+"""A loopback HTTP server for simulated upstreams (vLLM, LiteLLM, Langfuse): demo mode and tests.
+
+Subclasses answer ``answer(path, headers) -> (status, content type, body)``. Every server can
+hang (hold requests until :meth:`release` or close) and add latency, the two ways a slow upstream
+shows itself; requests are recorded so tests can count what an exporter asked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeServer:
+    def __init__(self, *, hang: bool = False, latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+        self.hang, self.latency = hang, latency
+        self.requests: list[str] = []
+        self.headers: list[dict[str, str]] = []
+        self._release = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                if server.hang:
+                    server._release.wait()
+                if server.latency:
+                    time.sleep(server.latency)
+                status, content_type, body = server.answer(self.path, {k.lower(): v for k, v in self.headers.items()})
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def answer(self, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def release(self) -> None:
+        self._release.set()
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._release.set()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which never ran otherwise
+            self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
