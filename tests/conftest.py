@@ -46,3 +46,16 @@ def require_binary(name: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (Debian's binaries); skipped, or failed under CI=true, without."""
+    from tests.fakes.postgres import postgres_bin, shared
+
+    if postgres_bin() is None:
+        message = "postgresql not installed (scripts/test installs it as root with apt-get)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return shared()

@@ -39,7 +39,8 @@ def exposed(exporter: str, tmp_path: Path) -> dict[str, tuple[str, frozenset[str
             metric = family.name + ("_total" if family.type == "counter" else "")
             entry = seen.setdefault(metric, (family.type, set()))
             for sample in family.samples:
-                entry[1].update(k for k in sample.labels if k not in ("le", "quantile"))
+                entry[1].update(k for k in sample.labels  # a histogram's le, a summary's quantile are implied
+                                if k not in ("le", "quantile") or family.type not in ("histogram", "summary"))
     return {k: (t, frozenset(l)) for k, (t, l) in seen.items()}
 
 

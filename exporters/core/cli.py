@@ -21,6 +21,7 @@ log = logging.getLogger("exporters")
 # .text_only = True (see exporters.core.http: families with pre-rendered lines).
 EXPORTERS = {
     "gpu": "exporters.gpu",
+    "langfuse": "exporters.langfuse",
     "litellm": "exporters.litellm",
     "vllm": "exporters.vllm",
 }
