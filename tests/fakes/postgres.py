@@ -39,7 +39,7 @@ class PostgresServer:
         data = self.dir / "data"
         subprocess.run([*self.as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                         "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
-        log = Path(tempfile.mkdtemp(prefix="llmwatch-pg-log-")) / "postgres.log"
+        log = self.dir / "postgres.log"  # written by this process, whoever runs the server
         self.process = Process([*self.as_user, str(bindir / "postgres"), "-D", str(data), "-p", str(self.port),
                                 "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off"], log)

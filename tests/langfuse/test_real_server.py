@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import httpx
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from exporters.langfuse.fakelangfuse import FakeLangfuseServer
 from tests.conftest import require_binary
 from tests.langfuse.scenarios import dataset, v2_database
-from tests.procs import exporter, free_port
+from tests.procs import REPO, exporter, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +67,20 @@ def test_v4_exporter_process_reads_the_api_with_keys_from_the_environment(tmp_pa
     assert "llmwatch_langfuse_up 1.0" in text
     assert 'llmwatch_langfuse_info{source="api",version="4.16.0"} 1.0' in text
     assert "sk-lf-2" not in proc.log()
+
+
+def test_check_config_masks_the_secrets_and_rejects_a_bad_database_url():
+    def check(extra):
+        return subprocess.run([sys.executable, "-m", "exporters", "langfuse", "--check-config"], cwd=REPO,
+                              capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **extra})
+
+    ok = check({"LLMWATCH_LANGFUSE__DATABASE_URL": "postgresql://reader:pw-4411@db/langfuse",
+                "LLMWATCH_LANGFUSE__SECRET_KEY": "sk-lf-9"})
+    assert ok.returncode == 0, ok.stderr
+    assert "pw-4411" not in ok.stdout and "sk-lf-9" not in ok.stdout
+    bad_url = check({"LLMWATCH_LANGFUSE__DATABASE_URL": "mysql://db/langfuse"})
+    assert bad_url.returncode == 2
+    assert "langfuse.database_url (env LLMWATCH_LANGFUSE__DATABASE_URL): must be a PostgreSQL URL" in bad_url.stderr
+    bad_source = check({"LLMWATCH_LANGFUSE__SOURCE": "clickhouse"})
+    assert bad_source.returncode == 2
+    assert "langfuse.source (env LLMWATCH_LANGFUSE__SOURCE) must be one of auto, postgres, api" in bad_source.stderr
