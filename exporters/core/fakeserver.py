@@ -2,11 +2,13 @@
 
 Subclasses answer ``answer(path, headers) -> (status, content type, body)``. Every server can
 hang (hold requests until :meth:`release` or close) and add latency, the two ways a slow upstream
-shows itself; requests are recorded so tests can count what an exporter asked.
+shows itself; requests are recorded so tests can count what an exporter asked. ``close()`` also
+cuts the connections clients keep alive, as a killed process would.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ class FakeServer:
         self.requests: list[str] = []
         self.headers: list[dict[str, str]] = []
         self._release = threading.Event()
+        self._connections: set[socket.socket] = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,6 +29,14 @@ class FakeServer:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                server._connections.add(self.connection)
+
+            def finish(self):
+                server._connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self):
                 server.requests.append(self.path)
@@ -69,6 +80,11 @@ class FakeServer:
         if self._thread.is_alive():  # shutdown() waits for serve_forever, which never ran otherwise
             self._httpd.shutdown()
         self._httpd.server_close()
+        for connection in list(self._connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.start()

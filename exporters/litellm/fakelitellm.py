@@ -11,7 +11,8 @@ shapes LiteLLM's proxy endpoints document, for two generations:
 Both: ``/key/list`` is paged ``{keys, total_count, current_page, total_pages}`` (full objects with
 ``return_full_object=true``), ``/team/list`` a bare list, errors ``{"error": {message, type,
 param, code}}``. Endpoints other than liveliness and readiness need ``Authorization: Bearer
-<master key>``.
+<master key>``. ``/metrics`` is LiteLLM's own Prometheus endpoint (the ``prometheus`` callback): a
+few of its families, as its metric definitions name and label them; it needs no key before v1.85.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import json
 import math
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from exporters.core.fakeserver import FakeServer
 
@@ -38,6 +42,7 @@ class ProxyState:
     global_max_budget: float | None = None
     callbacks: list[str] = field(default_factory=lambda: ["prometheus", "langfuse"])
     healthy: dict[tuple[str, str], bool] = field(default_factory=dict)  # (model, api_base) -> healthy
+    requests: dict[str, tuple[int, int]] = field(default_factory=dict)  # model group -> (requests, failed)
 
 
 def deployment(group: str, model: str, api_base: str, model_id: str, *, provider: str = "hosted_vllm",
@@ -87,6 +92,7 @@ def sample_state(keys: int = 30) -> ProxyState:
         rate_limited={"llama-3.1-70b": [{"api_base": "http://vllm-llama-b:8000/v1", "daily_data": [
             {"date": "Nov 21", "num_rate_limit_exceptions": 4}, {"date": "Nov 22", "num_rate_limit_exceptions": 17}],
             "sum_num_rate_limit_exceptions": 21}]},
+        requests={"llama-3.1-70b": (1200, 3), "qwen3-32b": (340, 0), "embed": (90, 0)},
         healthy={("hosted_vllm/meta-llama/Llama-3.1-70B-Instruct", "http://vllm-llama-a:8000/v1"): True,
                  ("hosted_vllm/meta-llama/Llama-3.1-70B-Instruct", "http://vllm-llama-b:8000/v1"): False,
                  ("hosted_vllm/Qwen/Qwen3-32B", "http://vllm-qwen:8000/v1"): True})
@@ -98,6 +104,48 @@ def sample_state(keys: int = 30) -> ProxyState:
                               "2026-01-01T00:00:00+00:00" if i == 9 else None,
                               blocked=True if i == 4 else None, team_id="t-search" if i % 2 else "t-chat"))
     return state
+
+
+def prometheus_metrics(state: ProxyState) -> bytes:
+    """LiteLLM's /metrics for this state: deployment state and request/failure counters."""
+    deployment_labels = ["litellm_model_name", "model_id", "api_base", "api_provider"]
+    health = GaugeMetricFamily("litellm_deployment_state", "LLM Deployment Analytics - The state of the deployment: "
+                               "0 = healthy, 1 = partial outage, 2 = complete outage", labels=deployment_labels)
+    calls = CounterMetricFamily("litellm_deployment_total_requests", "LLM Deployment Analytics - Total number of "
+                                "LLM API calls via litellm - success + failure", labels=["requested_model"] + deployment_labels)
+    failures = CounterMetricFamily("litellm_deployment_failure_responses", "LLM Deployment Analytics - Total number "
+                                   "of failed LLM API calls", labels=["requested_model"] + deployment_labels)
+    total = CounterMetricFamily("litellm_proxy_total_requests_metric", "Total number of requests made to the proxy "
+                                "server - track number of client side requests", labels=["requested_model", "status_code"])
+    failed = CounterMetricFamily("litellm_proxy_failed_requests_metric", "Total number of failed responses from "
+                                 "proxy - the client did not get a success response from litellm proxy",
+                                 labels=["requested_model", "exception_status"])
+    for d in state.deployments:
+        model, api_base = d["litellm_params"]["model"], d["litellm_params"]["api_base"]
+        labels = [model, d["model_info"]["id"], api_base, d["model_info"]["litellm_provider"]]
+        health.add_metric(labels, 0.0 if state.healthy.get((model, api_base), True) else 2.0)
+        sent, lost = state.requests.get(d["model_name"], (0, 0))
+        share = sum(1 for e in state.deployments if e["model_name"] == d["model_name"])
+        calls.add_metric([d["model_name"]] + labels, sent / share)
+        failures.add_metric([d["model_name"]] + labels, lost / share)
+    for group, (sent, lost) in state.requests.items():
+        total.add_metric([group, "200"], sent - lost)
+        if lost:
+            total.add_metric([group, "500"], lost)
+            failed.add_metric([group, "500"], lost)
+    registry = CollectorRegistry()
+    registry.register(_Families([health, calls, failures, total, failed]))
+    return generate_latest(registry)
+
+
+class _Families:
+    """A fixed set of metric families, as a prometheus_client collector."""
+
+    def __init__(self, families: list):
+        self.families = families
+
+    def collect(self):
+        return self.families
 
 
 def _error(status: int, message: str, kind: str) -> tuple[int, str, bytes]:
@@ -128,6 +176,8 @@ class FakeLitellmServer(FakeServer):
             return 200, "application/json", b'"I\'m alive!"'
         if route == "/health/readiness":
             return self._readiness()
+        if route == "/metrics":
+            return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus_metrics(self.state)
         if headers.get("authorization") != f"Bearer {self.master_key}":
             return _error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
         if route in ("/model/info", "/v1/model/info"):

@@ -1,0 +1,195 @@
+"""Pure functions from the environment to the files Prometheus and Alertmanager read."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import bcrypt
+import yaml
+
+# Exporters that can be switched off with COMPOSE_PROFILES: profile -> (job, address in compose).
+EXPORTER_PROFILES = {
+    "gpu": ("llmwatch-gpu", "gpu-exporter:9445"),
+    "vllm": ("llmwatch-vllm", "vllm-exporter:9902"),
+    "litellm": ("llmwatch-litellm", "litellm-exporter:9901"),
+    "langfuse": ("llmwatch-langfuse", "langfuse-exporter:9903"),
+}
+LITELLM_JOB = "litellm"
+PROMETHEUS_USER = "llmwatch"
+# Used in a healthcheck URL (user:password@host), so only characters that need no escaping.
+PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9._~-]{12,}")
+# Receivers in config/alertmanager/alertmanager.yml and which integrations each one gets.
+RECEIVER_INTEGRATIONS = {
+    "critical": ("webhook", "slack", "email", "pagerduty"),
+    "warning": ("webhook", "slack", "email"),
+    "watchdog": ("watchdog",),
+}
+TITLE = '{{ template "llmwatch.title" . }}'
+TEXT = '{{ template "llmwatch.text" . }}'
+
+
+class StackConfigError(Exception):
+    """Bad values in the environment; ``problems`` has one line per variable."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class StackEnv:
+    """The variables of ``.env`` that Prometheus and Alertmanager need, validated."""
+
+    profiles: frozenset[str]
+    prometheus_password: str
+    litellm_url: str
+    litellm_master_key: str
+    webhook_url: str
+    slack_api_url: str
+    slack_channel: str
+    pagerduty_routing_key: str
+    email_to: str
+    smtp_smarthost: str
+    smtp_from: str
+    smtp_username: str
+    smtp_password: str
+    smtp_require_tls: bool
+    watchdog_url: str
+
+
+def _url_problem(name: str, value: str) -> str | None:
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return f"{name} must be a URL without spaces or control characters, got {value!r}"
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{name} must be an http:// or https:// URL, got {value!r}"
+    try:
+        parts.port
+    except ValueError:
+        return f"{name} has a bad port: {value!r}"
+    return None
+
+
+def load_env(environ: dict[str, str]) -> StackEnv:
+    """Read and check the variables; raise StackConfigError naming every bad one."""
+    get = lambda name: environ.get(name, "").strip()  # noqa: E731 - a local shorthand
+    problems: list[str] = []
+
+    profiles = frozenset(p.strip() for p in get("COMPOSE_PROFILES").split(",") if p.strip())
+    unknown = sorted(profiles - set(EXPORTER_PROFILES))
+    if unknown:
+        problems.append(f"COMPOSE_PROFILES has unknown profiles {', '.join(unknown)} "
+                        f"(known: {', '.join(sorted(EXPORTER_PROFILES))})")
+
+    password = get("PROMETHEUS_PASSWORD")
+    if not password:
+        problems.append("PROMETHEUS_PASSWORD is empty: run ./scripts/up, which writes a random one into .env")
+    elif not PASSWORD_PATTERN.fullmatch(password):
+        problems.append("PROMETHEUS_PASSWORD must be at least 12 characters of A-Z a-z 0-9 . _ ~ -")
+
+    for name in ("LITELLM_URL", "ALERT_WEBHOOK_URL", "ALERT_SLACK_API_URL", "WATCHDOG_URL"):
+        if get(name) and (problem := _url_problem(name, get(name))):
+            problems.append(problem)
+    if "litellm" in profiles and not get("LITELLM_URL"):
+        problems.append("LITELLM_URL is empty but COMPOSE_PROFILES has litellm")
+
+    if get("ALERT_EMAIL_TO"):
+        for name in ("ALERT_SMTP_SMARTHOST", "ALERT_SMTP_FROM"):
+            if not get(name):
+                problems.append(f"{name} is needed to send e-mail to ALERT_EMAIL_TO")
+        smarthost = get("ALERT_SMTP_SMARTHOST")
+        if smarthost and not re.fullmatch(r"[^\s:/]+:\d{1,5}", smarthost):
+            problems.append(f"ALERT_SMTP_SMARTHOST must be host:port, got {smarthost!r}")
+    require_tls = get("ALERT_SMTP_REQUIRE_TLS").lower() or "true"
+    if require_tls not in ("true", "false"):
+        problems.append(f"ALERT_SMTP_REQUIRE_TLS must be true or false, got {require_tls!r}")
+    if problems:
+        raise StackConfigError(problems)
+
+    return StackEnv(
+        profiles=profiles, prometheus_password=password,
+        litellm_url=get("LITELLM_URL"), litellm_master_key=get("LITELLM_MASTER_KEY"),
+        webhook_url=get("ALERT_WEBHOOK_URL"), slack_api_url=get("ALERT_SLACK_API_URL"),
+        slack_channel=get("ALERT_SLACK_CHANNEL"), pagerduty_routing_key=get("ALERT_PAGERDUTY_ROUTING_KEY"),
+        email_to=get("ALERT_EMAIL_TO"), smtp_smarthost=get("ALERT_SMTP_SMARTHOST"),
+        smtp_from=get("ALERT_SMTP_FROM"), smtp_username=get("ALERT_SMTP_USERNAME"),
+        smtp_password=get("ALERT_SMTP_PASSWORD"), smtp_require_tls=require_tls == "true",
+        watchdog_url=get("WATCHDOG_URL"),
+    )
+
+
+def prometheus_web_config(env: StackEnv, rounds: int = 10) -> str:
+    """Prometheus' --web.config.file: basic auth for everything it serves."""
+    hashed = bcrypt.hashpw(env.prometheus_password.encode(), bcrypt.gensalt(rounds)).decode()
+    return yaml.safe_dump({"basic_auth_users": {PROMETHEUS_USER: hashed}})
+
+
+def prometheus_targets(env: StackEnv) -> dict[str, list[dict]]:
+    """file_sd target lists by file name: one per exporter profile, and LiteLLM's own /metrics."""
+    files = {}
+    for profile, (job, address) in EXPORTER_PROFILES.items():
+        files[f"{job}.json"] = [{"targets": [address]}] if profile in env.profiles else []
+    litellm = []
+    if "litellm" in env.profiles:
+        parts = urlsplit(env.litellm_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        path = parts.path.rstrip("/") + "/metrics"
+        litellm = [{"targets": [f"{parts.hostname}:{port}"],
+                    "labels": {"__scheme__": parts.scheme, "__metrics_path__": path}}]
+    files[f"{LITELLM_JOB}.json"] = litellm
+    return files
+
+
+def _integrations(env: StackEnv) -> dict[str, tuple[str, dict]]:
+    """Integration kind -> (Alertmanager config key, its settings), only those whose secret is set."""
+    found: dict[str, tuple[str, dict]] = {}
+    if env.webhook_url:
+        found["webhook"] = ("webhook_configs", {"url": env.webhook_url, "send_resolved": True})
+    if env.slack_api_url:
+        slack = {"api_url": env.slack_api_url, "send_resolved": True, "title": TITLE, "text": TEXT}
+        if env.slack_channel:
+            slack["channel"] = env.slack_channel
+        found["slack"] = ("slack_configs", slack)
+    if env.email_to:
+        email = {"to": env.email_to, "from": env.smtp_from, "smarthost": env.smtp_smarthost,
+                 "require_tls": env.smtp_require_tls, "send_resolved": True,
+                 "headers": {"Subject": TITLE}, "text": TEXT}
+        if env.smtp_username:
+            email["auth_username"] = env.smtp_username
+            email["auth_password"] = env.smtp_password
+        found["email"] = ("email_configs", email)
+    if env.pagerduty_routing_key:
+        found["pagerduty"] = ("pagerduty_configs", {"routing_key": env.pagerduty_routing_key,
+                                                    "description": TITLE, "send_resolved": True})
+    if env.watchdog_url:
+        found["watchdog"] = ("webhook_configs", {"url": env.watchdog_url, "send_resolved": False})
+    return found
+
+
+def alertmanager_config(base: dict, env: StackEnv) -> dict:
+    """The committed alertmanager.yml with each receiver's configured integrations added."""
+    config = copy.deepcopy(base)
+    receivers = {r["name"]: r for r in config.get("receivers", [])}
+    missing = sorted(set(RECEIVER_INTEGRATIONS) - set(receivers))
+    if missing:
+        raise StackConfigError([f"alertmanager.yml has no receiver {name!r}" for name in missing])
+    available = _integrations(env)
+    for name, kinds in RECEIVER_INTEGRATIONS.items():
+        for kind in kinds:
+            if kind in available:
+                key, settings = available[kind]
+                receivers[name].setdefault(key, []).append(dict(settings))
+    return config
+
+
+def enabled_integrations(config: dict) -> dict[str, list[str]]:
+    """Receiver -> the integration keys it has, for the start-up log line."""
+    return {r["name"]: sorted(k for k in r if k.endswith("_configs")) for r in config.get("receivers", [])}
+
+
+def dump_json(value) -> str:
+    return json.dumps(value, indent=2) + "\n"

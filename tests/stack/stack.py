@@ -1,0 +1,187 @@
+"""The monitoring stack on loopback: the real Prometheus and Alertmanager with the repository's own
+configuration, the exporters as processes against simulated upstreams, node-exporter, and a
+webhook receiver standing in for the maintainer's pager.
+
+What differs from docker-compose.yml, and only this: addresses become 127.0.0.1 ports; the global
+scrape and evaluation intervals become 1 s (so an alert with ``for: 1m`` fires in about a minute,
+not three); and the jobs of cAdvisor, Loki, Alloy and Grafana are dropped, because those programs
+cannot run on the test machine (no Docker engine, no Grafana).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import yaml
+
+from exporters.langfuse.fakelangfuse import FakeLangfuseServer, generate
+from exporters.litellm.fakelitellm import FakeLitellmServer
+from exporters.vllm.fakevllm import FakeVllmServer
+from tests.procs import REPO, Process, exporter, free_port, wait_until
+
+NOT_RUNNABLE_HERE = {"cadvisor", "loki", "alloy", "grafana"}
+PASSWORD = "stack-test-password-42"
+MASTER_KEY = "sk-master"
+
+
+class WebhookReceiver:
+    """Collects what Alertmanager posts (its webhook JSON), by path."""
+
+    def __init__(self):
+        self.posts: queue.Queue[tuple[str, dict]] = queue.Queue()
+        received = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.put((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, path: str, match, timeout: float) -> dict:
+        """The first post to ``path`` for which ``match(post)`` holds; others are set aside."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got_path, post = self.posts.get(timeout=left)
+            except queue.Empty:
+                break
+            if got_path == path and match(post):
+                return post
+        raise AssertionError(f"no post to {path} matching within {timeout}s")
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def render_stack_config(out: Path, env: dict[str, str]) -> None:
+    """Run the stack-config step exactly as the compose service does."""
+    result = subprocess.run([sys.executable, "-m", "exporters.stack", "--out", str(out)], cwd=REPO,
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env})
+    assert result.returncode == 0, result.stderr
+
+
+def loopback(text: str, addresses: dict[str, str]) -> str:
+    """Compose addresses (``service:port``) mapped to loopback ports."""
+    for compose_address, local in addresses.items():
+        text = text.replace(compose_address, local)
+    return text
+
+
+def loopback_prometheus_config(text: str, addresses: dict[str, str]) -> str:
+    """The repository's prometheus.yml as the stack test runs it (see the module doc)."""
+    config = yaml.safe_load(text)
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
+    config["scrape_configs"] = [job for job in config["scrape_configs"] if job["job_name"] not in NOT_RUNNABLE_HERE]
+    return loopback(yaml.safe_dump(config, sort_keys=False), addresses)
+
+
+class Stack:
+    """Everything started; ``close()`` stops it all."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.stack = contextlib.ExitStack()
+        self.webhook = WebhookReceiver()
+        self.stack.callback(self.webhook.close)
+
+    def start(self) -> "Stack":
+        enter = self.stack.enter_context
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        self.vllm = {"vllm-llama": enter(FakeVllmServer("0.11.0")), "vllm-qwen": enter(FakeVllmServer("0.6.4"))}
+        self.litellm = enter(FakeLitellmServer(master_key=MASTER_KEY))
+        self.langfuse = enter(FakeLangfuseServer("4.16.0", generate(now, traces=50)))
+
+        ports = {name: free_port() for name in
+                 ("gpu", "vllm", "litellm", "langfuse", "node", "prometheus", "alertmanager")}
+        self.ports = ports
+        log = lambda name: self.tmp / f"{name}.log"  # noqa: E731
+        targets = [{"name": name, "url": server.url} for name, server in self.vllm.items()]
+        enter(exporter("gpu", ports["gpu"], log("gpu"),
+                       {"LLMWATCH_GPU__SIMULATE": "true", "LLMWATCH_GPU__CONTAINERS": "false"}))
+        enter(exporter("vllm", ports["vllm"], log("vllm"),
+                       {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": json.dumps(targets)}))
+        enter(exporter("litellm", ports["litellm"], log("litellm"),
+                       {"LLMWATCH_LITELLM__URL": self.litellm.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY}))
+        enter(exporter("langfuse", ports["langfuse"], log("langfuse"),
+                       {"LLMWATCH_LANGFUSE__URL": self.langfuse.url, "LLMWATCH_LANGFUSE__PUBLIC_KEY": "pk-lf-test",
+                        "LLMWATCH_LANGFUSE__SECRET_KEY": "sk-lf-test"}))
+        enter(Process([shutil.which("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{ports['node']}"],
+                      log("node-exporter")))
+
+        rendered = self.tmp / "stack-config"
+        render_stack_config(rendered, {
+            "COMPOSE_PROFILES": "gpu,vllm,litellm,langfuse", "PROMETHEUS_PASSWORD": PASSWORD,
+            "LITELLM_URL": self.litellm.url, "LITELLM_MASTER_KEY": MASTER_KEY,
+            "ALERT_WEBHOOK_URL": f"{self.webhook.url}/alerts", "WATCHDOG_URL": f"{self.webhook.url}/watchdog"})
+
+        addresses = {"localhost:23001": f"127.0.0.1:{ports['prometheus']}",
+                     "alertmanager:23003": f"127.0.0.1:{ports['alertmanager']}",
+                     "node-exporter:9100": f"127.0.0.1:{ports['node']}",
+                     "gpu-exporter:9445": f"127.0.0.1:{ports['gpu']}",
+                     "vllm-exporter:9902": f"127.0.0.1:{ports['vllm']}",
+                     "litellm-exporter:9901": f"127.0.0.1:{ports['litellm']}",
+                     "langfuse-exporter:9903": f"127.0.0.1:{ports['langfuse']}"}
+        prometheus_dir = self.tmp / "prometheus"
+        shutil.copytree(REPO / "config" / "prometheus" / "rules", prometheus_dir / "rules")
+        shutil.copytree(rendered / "prometheus", prometheus_dir / "stack")
+        for target_file in (prometheus_dir / "stack" / "targets").glob("*.json"):
+            target_file.write_text(loopback(target_file.read_text(), addresses))
+        (prometheus_dir / "prometheus.yml").write_text(
+            loopback_prometheus_config((REPO / "config" / "prometheus" / "prometheus.yml").read_text(), addresses))
+
+        self.alertmanager = enter(Process([
+            shutil.which("prometheus-alertmanager"),
+            f"--config.file={rendered / 'alertmanager' / 'alertmanager.yml'}",
+            f"--storage.path={self.tmp / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}", "--cluster.listen-address="],
+            log("alertmanager")))
+        self.prometheus = enter(Process([
+            shutil.which("prometheus"), f"--config.file={prometheus_dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.tmp / 'prometheus-data'}", "--storage.tsdb.retention.time=30d",
+            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+            f"--web.config.file={prometheus_dir / 'stack' / 'web.yml'}", "--web.enable-lifecycle"],
+            log("prometheus")))
+        self.prometheus_url = f"http://127.0.0.1:{ports['prometheus']}"
+        self.alertmanager_url = f"http://127.0.0.1:{ports['alertmanager']}"
+        wait_until(lambda: self.get("/-/ready").status_code == 200, 60, "Prometheus ready")
+        wait_until(lambda: httpx.get(f"{self.alertmanager_url}/-/ready", timeout=2).status_code == 200, 60,
+                   "Alertmanager ready")
+        return self
+
+    def get(self, path: str, **params) -> httpx.Response:
+        return httpx.get(self.prometheus_url + path, params=params, auth=("llmwatch", PASSWORD), timeout=5)
+
+    def api(self, path: str, **params):
+        answer = self.get(f"/api/v1/{path}", **params)
+        answer.raise_for_status()
+        return answer.json()["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        return self.api("query", query=expr)["result"]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
+
+    def close(self):
+        self.stack.close()
+

@@ -1,0 +1,160 @@
+"""Alertmanager's configuration and the stack-config step that completes it from .env, checked with
+Debian's amtool 0.25: the committed file, every receiver combination, the routing tree."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import bcrypt
+import pytest
+import yaml
+from hypothesis import given, settings, strategies as st
+
+from exporters.stack import render
+from tests.conftest import require_binary
+
+REPO = Path(__file__).resolve().parents[2]
+ALERTMANAGER = REPO / "config" / "alertmanager"
+BASE = {"PROMETHEUS_PASSWORD": "a-long-password-123", "COMPOSE_PROFILES": "gpu,vllm"}
+ALL_RECEIVERS = BASE | {
+    "ALERT_WEBHOOK_URL": "https://hooks.example.com/llmwatch", "ALERT_SLACK_API_URL": "https://hooks.slack.com/services/T/B/x",
+    "ALERT_SLACK_CHANNEL": "#llm-alerts", "ALERT_PAGERDUTY_ROUTING_KEY": "R0UT1NGKEY",
+    "ALERT_EMAIL_TO": "oncall@example.com", "ALERT_SMTP_SMARTHOST": "smtp.example.com:587",
+    "ALERT_SMTP_FROM": "llmwatch@example.com", "ALERT_SMTP_USERNAME": "llmwatch", "ALERT_SMTP_PASSWORD": "smtp-secret",
+    "WATCHDOG_URL": "https://hc-ping.com/0000"}
+
+
+def amtool(*args: str, cwd: Path = ALERTMANAGER) -> subprocess.CompletedProcess:
+    return subprocess.run([require_binary("amtool"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def stack_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "exporters.stack", "--out", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env})
+
+
+def integrations(config_path: Path) -> dict[str, set[str]]:
+    config = yaml.safe_load(config_path.read_text())
+    return {r["name"]: {k for k in r if k.endswith("_configs")} for r in config["receivers"]}
+
+
+def test_committed_config_passes_amtool_and_sends_nothing():
+    result = amtool("check-config", "alertmanager.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not any(integrations(ALERTMANAGER / "alertmanager.yml").values())
+
+
+@pytest.mark.parametrize(("labels", "receiver"), [
+    ({"alertname": "Watchdog", "severity": "none"}, "watchdog"),
+    ({"alertname": "VllmInstanceDown", "severity": "critical", "container": "vllm-a"}, "critical"),
+    ({"alertname": "GpuThermalSlowdown", "severity": "warning", "gpu": "3"}, "warning"),
+    ({"alertname": "LitellmKeyExpiringSoon", "severity": "info"}, "default"),
+    ({"alertname": "SomethingNew"}, "default"),
+])
+def test_routes(labels, receiver):
+    result = amtool("config", "routes", "test", "--config.file=alertmanager.yml", f"--verify.receivers={receiver}",
+                    *[f"{k}={v}" for k, v in labels.items()])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_route_test_can_fail():
+    result = amtool("config", "routes", "test", "--config.file=alertmanager.yml", "--verify.receivers=critical",
+                    "alertname=Watchdog", "severity=none")
+    assert result.returncode != 0
+
+
+def test_templates_render():
+    result = amtool("template", "render", "--template.glob=templates/*.tmpl",
+                    '--template.text={{ template "llmwatch.title" . }}|{{ template "llmwatch.text" . }}')
+    assert result.returncode == 0, result.stderr
+    assert "Runbook:" not in result.stdout or "(in the llmwatch repository)" in result.stdout
+
+
+def test_every_receiver_configured_passes_amtool(tmp_path):
+    result = stack_config(tmp_path, ALL_RECEIVERS)
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "alertmanager" / "alertmanager.yml"
+    assert integrations(config) == {
+        "default": set(),
+        "critical": {"webhook_configs", "slack_configs", "email_configs", "pagerduty_configs"},
+        "warning": {"webhook_configs", "slack_configs", "email_configs"},
+        "watchdog": {"webhook_configs"}}
+    check = amtool("check-config", str(config), cwd=tmp_path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "receiver critical: email_configs, pagerduty_configs, slack_configs, webhook_configs" in result.stdout
+    watchdog = yaml.safe_load(config.read_text())["receivers"][3]
+    assert watchdog["webhook_configs"] == [{"url": "https://hc-ping.com/0000", "send_resolved": False}]
+
+
+def test_a_receiver_without_its_secret_stays_off(tmp_path):
+    result = stack_config(tmp_path, BASE | {"ALERT_SLACK_CHANNEL": "#x", "ALERT_SMTP_SMARTHOST": "smtp.example.com:25"})
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "alertmanager" / "alertmanager.yml"
+    assert not any(integrations(config).values())
+    assert "receiver critical: off (nothing configured)" in result.stdout
+    assert amtool("check-config", str(config), cwd=tmp_path).returncode == 0
+
+
+def test_bad_values_are_named_and_nothing_is_written(tmp_path):
+    result = stack_config(tmp_path, {"COMPOSE_PROFILES": "gpu,gpus", "ALERT_WEBHOOK_URL": "hooks.example.com",
+                                     "ALERT_EMAIL_TO": "a@b.c", "ALERT_SMTP_SMARTHOST": "smtp.example.com",
+                                     "PROMETHEUS_PASSWORD": "short"})
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines == [
+        "llmwatch stack-config: COMPOSE_PROFILES has unknown profiles gpus (known: gpu, langfuse, litellm, vllm)",
+        "llmwatch stack-config: PROMETHEUS_PASSWORD must be at least 12 characters of A-Z a-z 0-9 . _ ~ -",
+        "llmwatch stack-config: ALERT_WEBHOOK_URL must be an http:// or https:// URL, got 'hooks.example.com'",
+        "llmwatch stack-config: ALERT_SMTP_FROM is needed to send e-mail to ALERT_EMAIL_TO",
+        "llmwatch stack-config: ALERT_SMTP_SMARTHOST must be host:port, got 'smtp.example.com'"]
+    assert not any(tmp_path.iterdir())
+    missing = stack_config(tmp_path, {})
+    assert "PROMETHEUS_PASSWORD is empty: run ./scripts/up" in missing.stderr
+
+
+def test_prometheus_files_follow_the_profiles_and_the_password(tmp_path):
+    env = BASE | {"COMPOSE_PROFILES": "vllm,litellm", "LITELLM_URL": "https://gateway.internal/litellm/",
+                  "LITELLM_MASTER_KEY": "sk-1234"}
+    assert stack_config(tmp_path, env).returncode == 0
+    prometheus = tmp_path / "prometheus"
+    targets = {p.name: json.loads(p.read_text()) for p in (prometheus / "targets").glob("*.json")}
+    assert targets == {
+        "llmwatch-gpu.json": [], "llmwatch-langfuse.json": [],
+        "llmwatch-vllm.json": [{"targets": ["vllm-exporter:9902"]}],
+        "llmwatch-litellm.json": [{"targets": ["litellm-exporter:9901"]}],
+        "litellm.json": [{"targets": ["gateway.internal:443"],
+                          "labels": {"__scheme__": "https", "__metrics_path__": "/litellm/metrics"}}]}
+    web = yaml.safe_load((prometheus / "web.yml").read_text())
+    assert bcrypt.checkpw(b"a-long-password-123", web["basic_auth_users"]["llmwatch"].encode())
+    assert (prometheus / "prometheus_password").read_text() == "a-long-password-123\n"
+    assert (prometheus / "litellm_master_key").read_text() == "sk-1234\n"
+    assert oct((prometheus / "web.yml").stat().st_mode & 0o777) == "0o644"
+    # running it again (every `docker compose up`) replaces the files, no leftovers
+    env["COMPOSE_PROFILES"] = "vllm"
+    assert stack_config(tmp_path, env).returncode == 0
+    assert json.loads((prometheus / "targets" / "litellm.json").read_text()) == []
+    assert not list(prometheus.rglob(".*.tmp"))
+
+
+def test_litellm_profile_needs_its_url():
+    with pytest.raises(render.StackConfigError, match="LITELLM_URL is empty but COMPOSE_PROFILES has litellm"):
+        render.load_env(BASE | {"COMPOSE_PROFILES": "litellm"})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(set(ALL_RECEIVERS) - set(BASE)) + ["LITELLM_URL", "ALERT_SMTP_REQUIRE_TLS"]),
+                       st.one_of(st.text(max_size=40), st.sampled_from(list(ALL_RECEIVERS.values())))))
+def test_any_environment_gives_a_config_or_named_problems(env):
+    """Whatever .env holds: either a configuration that survives a YAML round trip, or problems."""
+    base = yaml.safe_load((ALERTMANAGER / "alertmanager.yml").read_text())
+    try:
+        loaded = render.load_env(BASE | env)
+    except render.StackConfigError as e:
+        assert e.problems and all(isinstance(p, str) and p for p in e.problems)
+        return
+    config = render.alertmanager_config(base, loaded)
+    assert yaml.safe_load(yaml.safe_dump(config)) == config
+    render.prometheus_targets(loaded)

@@ -1,0 +1,187 @@
+"""docker-compose.yml, checked without a Docker engine: against the Compose specification's JSON
+schema, against the files it mounts, and against the stack's rules (pinned images, two published
+ports, the socket only in the proxy, exporters switchable by profile).
+
+compose-spec.json is the Compose specification's schema (github.com/compose-spec/compose-spec,
+schema/compose-spec.json at commit 170098ba07d9, June 2026; Apache License 2.0), kept here
+because the tests run without network access.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from exporters.stack.render import EXPORTER_PROFILES
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+SETTINGS = tomllib.loads((REPO / "config" / "settings.toml").read_text())
+EXPORTER_PORTS = {"gpu": 9445, "vllm": 9902, "litellm": 9901, "langfuse": 9903}
+# Services that run until stopped (stack-config runs once at start-up).
+LONG_RUNNING = set(SERVICES) - {"stack-config"}
+
+
+def test_compose_file_follows_the_compose_specification():
+    schema = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(COMPOSE), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
+
+
+def test_schema_check_can_fail():
+    schema = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
+    broken = {"services": {"x": {"image": "a:1", "helthcheck": {"test": ["CMD", "true"]}}}}  # misspelt key
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+    assert errors and "helthcheck" in errors[0].message
+
+
+def test_every_file_it_mounts_or_builds_from_exists():
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repository"
+            elif not source.startswith("/"):
+                assert source in COMPOSE["volumes"], f"{name} uses volume {source}, not declared"
+        if "build" in service:
+            assert (REPO / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+
+
+def test_every_image_is_pinned_to_an_exact_version():
+    for name, service in SERVICES.items():
+        image = service["image"]
+        tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned to an exact version"
+
+
+def test_only_grafana_and_prometheus_are_published():
+    published = {name: service["ports"] for name, service in SERVICES.items() if service.get("ports")}
+    assert set(published) == {"grafana", "prometheus"}
+    assert [p.rsplit(":", 2)[-2:] for p in published["grafana"]] == [["23000", "23000"]]
+    assert [p.rsplit(":", 2)[-2:] for p in published["prometheus"]] == [["23001", "23001"]]
+    assert "--web.config.file=/etc/prometheus/stack/web.yml" in SERVICES["prometheus"]["command"]  # basic auth
+
+
+def test_state_lives_in_named_volumes_and_every_service_restarts():
+    for name, path in {"prometheus": "/prometheus", "alertmanager": "/alertmanager", "grafana": "/var/lib/grafana",
+                       "loki": "/loki", "alloy": "/var/lib/alloy/data"}.items():
+        assert any(v.endswith(f":{path}") and not v.startswith((".", "/")) for v in SERVICES[name]["volumes"]), name
+    assert "--storage.tsdb.retention.time=${PROMETHEUS_RETENTION:-30d}" in SERVICES["prometheus"]["command"]
+    for name in LONG_RUNNING:
+        assert SERVICES[name]["restart"] == "unless-stopped", name
+    assert SERVICES["stack-config"]["restart"] == "no"
+
+
+def test_every_long_running_service_has_a_healthcheck_or_says_why_not():
+    text = (REPO / "docker-compose.yml").read_text()
+    for name in LONG_RUNNING:
+        if "healthcheck" in SERVICES[name]:
+            assert SERVICES[name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL")
+        else:  # distroless Loki, and cAdvisor whose image has its own HEALTHCHECK
+            block = text[text.index(f"\n  {name}:"):]
+            block = block[:block.find("\n\n")]
+            assert re.search(r"# (No healthcheck|The image has its own HEALTHCHECK)", block), name
+
+
+def test_one_network_and_the_docker_socket_only_in_the_proxy():
+    assert list(COMPOSE["networks"]) == ["llmwatch"]
+    for name, service in SERVICES.items():
+        assert service["networks"] == ["llmwatch"], name
+        mounts_socket = any("docker.sock" in v for v in service.get("volumes", []))
+        assert mounts_socket == (name == "docker-proxy"), name
+    assert SERVICES["docker-proxy"]["environment"]["POST"] == "0"
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in SERVICES["docker-proxy"]["volumes"]
+    for name in ("gpu-exporter", "vllm-exporter"):
+        assert SERVICES[name]["environment"]["LLMWATCH_DOCKER__HOST"] == "tcp://docker-proxy:2375"
+    assert "--docker=tcp://docker-proxy:2375" in SERVICES["cadvisor"]["command"]
+    assert 'host             = "tcp://docker-proxy:2375"' in (REPO / "config" / "alloy" / "config.alloy").read_text()
+
+
+@pytest.mark.parametrize("exporter", sorted(EXPORTER_PORTS))
+def test_exporter_services_are_switchable_and_match_their_settings(exporter):
+    service = SERVICES[f"{exporter}-exporter"]
+    port = SETTINGS[exporter]["port"]
+    assert port == EXPORTER_PORTS[exporter]
+    assert service["profiles"] == [exporter]
+    assert service["command"] == [exporter]
+    assert service["image"] == SERVICES["stack-config"]["image"]  # one image, a command per exporter
+    assert service["healthcheck"]["test"][-1] == str(port)
+    job, address = EXPORTER_PROFILES[exporter]
+    assert address == f"{exporter}-exporter:{port}"  # the Prometheus target stack-config writes
+    for key, value in service.get("environment", {}).items():
+        if key.endswith(("MASTER_KEY", "SECRET_KEY", "PUBLIC_KEY", "DATABASE_URL")):
+            assert value.startswith("${"), f"{key} must come from .env"
+
+
+def test_gpu_exporter_gets_the_nvidia_runtime_and_host_pids():
+    service = SERVICES["gpu-exporter"]
+    assert service["pid"] == "host"
+    devices = service["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu", "utility"]}]
+
+
+def test_prometheus_and_alertmanager_wait_for_their_configuration():
+    for name in ("prometheus", "alertmanager"):
+        assert SERVICES[name]["depends_on"] == {"stack-config": {"condition": "service_completed_successfully"}}
+    mounts = SERVICES["stack-config"]["volumes"]
+    assert "prometheus-stack:/out/prometheus" in mounts and "alertmanager-stack:/out/alertmanager" in mounts
+    assert "prometheus-stack:/etc/prometheus/stack:ro" in SERVICES["prometheus"]["volumes"]
+    assert "alertmanager-stack:/etc/alertmanager/stack:ro" in SERVICES["alertmanager"]["volumes"]
+    # every variable stack-config reads is passed through from .env
+    from exporters.stack import render
+
+    source = Path(render.__file__).read_text()
+    read = set(re.findall(r'get\("([A-Z_]+)"\)', source)) | set(re.findall(r'"((?:ALERT|LITELLM)_[A-Z_]+|WATCHDOG_URL)"', source))
+    assert read <= set(SERVICES["stack-config"]["environment"]), read - set(SERVICES["stack-config"]["environment"])
+
+
+def test_env_template_names_every_variable_compose_reads():
+    text = (REPO / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Z_0-9]+)", text))
+    template = {line.split("=", 1)[0] for line in (REPO / "config" / "env.example").read_text().splitlines()
+                if re.match(r"[A-Z_0-9]+=", line)}
+    assert used <= template, used - template
+    # no default password anywhere: the two generated secrets are empty in the template and required by compose
+    for secret in ("GRAFANA_ADMIN_PASSWORD", "PROMETHEUS_PASSWORD"):
+        assert f"\n{secret}=\n" in (REPO / "config" / "env.example").read_text()
+        assert re.search(r"\$\{" + secret + r":\?", text)
+
+
+def test_loki_keeps_logs_for_the_retention_and_deletes_them():
+    loki = yaml.safe_load((REPO / "config" / "loki" / "loki.yml").read_text())
+    assert loki["server"]["http_listen_port"] == 23002
+    schema = loki["schema_config"]["configs"][-1]
+    assert (schema["store"], schema["object_store"], schema["schema"], schema["index"]["period"]) == \
+        ("tsdb", "filesystem", "v13", "24h")
+    compactor = loki["compactor"]
+    assert compactor["retention_enabled"] is True and compactor["delete_request_store"] == "filesystem"
+    assert loki["limits_config"]["retention_period"] == "${LOKI_RETENTION:-744h}"
+    assert "-config.expand-env=true" in SERVICES["loki"]["command"]  # or the ${...} would be read literally
+    assert loki["common"]["path_prefix"] == "/loki" and "loki-data:/loki" in SERVICES["loki"]["volumes"]
+    assert loki["analytics"]["reporting_enabled"] is False
+
+
+def test_alloy_labels_every_container_and_ships_to_loki():
+    alloy = (REPO / "config" / "alloy" / "config.alloy").read_text()
+    for label in ("container", "compose_service", "compose_project", "stream"):
+        assert f'target_label  = "{label}"' in alloy, label
+    assert 'url = "http://loki:23002/loki/api/v1/push"' in alloy
+    assert "docker.sock" not in alloy  # only the proxy
+
+
+def test_grafana_requires_login_and_provisions_the_dashboards_folder():
+    env = SERVICES["grafana"]["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "${GRAFANA_ANONYMOUS_VIEWER:-false}"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer" and env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    provider = yaml.safe_load((REPO / "config/grafana/provisioning/dashboards/dashboards.yml").read_text())["providers"][0]
+    assert provider["options"]["foldersFromFilesStructure"] is True and "folder" not in provider
+    assert provider["allowUiUpdates"] is False  # a UI save is refused, not silently overwritten later
+    assert f"./dashboards:{provider['options']['path']}:ro" in SERVICES["grafana"]["volumes"]
+    assert "./config/grafana/provisioning:/etc/grafana/provisioning:ro" in SERVICES["grafana"]["volumes"]

@@ -1,0 +1,127 @@
+"""Prometheus configuration, recording rules and alerts, checked with Debian's promtool 2.42.
+
+The unit tests themselves are the YAML files in config/prometheus/tests/ (promtool's format); this
+module runs them and checks the conventions every alert follows.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import require_binary
+
+REPO = Path(__file__).resolve().parents[2]
+PROMETHEUS = REPO / "config" / "prometheus"
+RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
+TEST_FILES = sorted((PROMETHEUS / "tests").glob("*_test.yml"))
+RUNBOOKS = REPO / "docs" / "runbooks.md"
+
+
+def rules(kind: str) -> list[dict]:
+    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+            for rule in group["rules"] if kind in rule]
+
+
+def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
+    return subprocess.run([require_binary("promtool"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_promtool_check_config_passes():
+    result = promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(RULE_FILES)} rule files found" in result.stdout
+
+
+def test_promtool_check_rules_passes():
+    result = promtool("check", "rules", *[str(p.relative_to(PROMETHEUS)) for p in RULE_FILES])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(test_file):
+    result = promtool("test", "rules", test_file.name, cwd=test_file.parent)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_unit_tests_catch_a_changed_threshold(tmp_path):
+    """Mutation check: TTFT's critical threshold moved from 3 s to 5 s must fail vllm_test.yml."""
+    shutil.copytree(PROMETHEUS, tmp_path / "prometheus")
+    vllm = tmp_path / "prometheus" / "rules" / "vllm.yml"
+    text = vllm.read_text()
+    assert text.count("model_name:vllm_time_to_first_token_seconds:p95_5m > 3\n") == 1
+    vllm.write_text(text.replace("model_name:vllm_time_to_first_token_seconds:p95_5m > 3\n",
+                                 "model_name:vllm_time_to_first_token_seconds:p95_5m > 5\n"))
+    result = promtool("test", "rules", "vllm_test.yml", cwd=tmp_path / "prometheus" / "tests")
+    assert result.returncode != 0 and "VllmTtftP95High" in result.stdout + result.stderr
+
+
+def test_every_alert_has_severity_summary_description_and_runbook():
+    anchors = {re.sub(r"[^a-z0-9-]", "", line[3:].strip().lower().replace(" ", "-"))
+               for line in RUNBOOKS.read_text().splitlines() if line.startswith("## ")}
+    for rule in rules("alert"):
+        name, labels, notes = rule["alert"], rule.get("labels", {}), rule.get("annotations", {})
+        assert re.fullmatch(r"[A-Z][A-Za-z0-9]+", name), f"{name}: CamelCase names"
+        assert labels.get("severity") in {"critical", "warning", "info", "none"}, name
+        assert (labels["severity"] == "none") == (name == "Watchdog"), f"{name}: only the Watchdog has severity none"
+        summary = notes.get("summary", "")
+        assert summary[:1].isupper() and summary.endswith(".") and "{{" not in summary, \
+            f"{name}: summary is one static sentence"
+        assert "{{" in notes.get("description", "") or name == "Watchdog", f"{name}: description says which thing"
+        assert notes.get("runbook_url") == f"docs/runbooks.md#{name.lower()}", name
+        assert name.lower() in anchors, f"{name}: no '## {name}' section in docs/runbooks.md"
+
+
+def test_every_runbook_section_belongs_to_an_alert():
+    names = {rule["alert"] for rule in rules("alert")}
+    sections = {line[3:].strip() for line in RUNBOOKS.read_text().splitlines() if line.startswith("## ")}
+    assert sections - {"How to use these runbooks"} == names
+
+
+def test_every_alert_has_a_firing_test_for_each_severity():
+    tested: set[tuple[str, str]] = set()
+    for path in TEST_FILES:
+        for group in yaml.safe_load(path.read_text())["tests"]:
+            for case in group.get("alert_rule_test", []):
+                for alert in case.get("exp_alerts", []):
+                    tested.add((case["alertname"], alert["exp_labels"]["severity"]))
+    defined = {(rule["alert"], rule["labels"]["severity"]) for rule in rules("alert")}
+    assert defined - tested == set(), f"alerts never shown firing in a test: {sorted(defined - tested)}"
+
+
+def test_every_recording_rule_is_tested_or_feeds_a_tested_alert():
+    checked = set()
+    for path in TEST_FILES:
+        for group in yaml.safe_load(path.read_text())["tests"]:
+            checked |= {case["expr"] for case in group.get("promql_expr_test", [])}
+    alert_exprs = " ".join(rule["expr"] for rule in rules("alert"))
+    for rule in rules("record"):
+        assert rule["record"] in checked or rule["record"] in alert_exprs, f"{rule['record']} is never tested"
+
+
+def test_rules_use_only_what_prometheus_2_42_and_3_x_both_understand():
+    text = "\n".join(p.read_text() for p in RULE_FILES)
+    for feature in ("holt_winters", "double_exponential_smoothing", "first_over_time", "limitk", "info(",
+                    "query_offset", 'le="1"'):
+        assert feature not in text, feature
+    config = (PROMETHEUS / "prometheus.yml").read_text()
+    for key in ("scrape_protocols", "fallback_scrape_protocol", "metric_name_validation_scheme",
+                "scrape_config_files", "enable_compression"):
+        assert key not in config, key
+
+
+def test_grafana_datasource_interval_matches_the_scrape_interval():
+    prometheus = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    datasources = yaml.safe_load((REPO / "config/grafana/provisioning/datasources/datasources.yml").read_text())
+    by_uid = {d["uid"]: d for d in datasources["datasources"]}
+    assert set(by_uid) == {"prometheus", "loki", "alertmanager"}
+    assert by_uid["prometheus"]["jsonData"]["timeInterval"] == prometheus["global"]["scrape_interval"] == "30s"
+    assert by_uid["prometheus"]["url"] == "http://prometheus:23001" and by_uid["prometheus"]["basicAuth"] is True
+    assert by_uid["prometheus"]["secureJsonData"]["basicAuthPassword"] == "${PROMETHEUS_PASSWORD}"
+    assert by_uid["loki"]["url"] == "http://loki:23002"
+    assert by_uid["alertmanager"]["url"] == "http://alertmanager:23003"

@@ -1,0 +1,133 @@
+"""The stack end to end: real Prometheus 2.42, Alertmanager 0.25 and node-exporter with the
+repository's configuration, every llmwatch exporter as a process, simulated upstreams.
+See tests/stack/stack.py for what differs from docker-compose.yml."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import require_binary
+from tests.procs import REPO, wait_until
+from tests.stack.stack import NOT_RUNNABLE_HERE, Stack
+
+pytestmark = pytest.mark.integration
+
+EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "llmwatch-gpu", "llmwatch-vllm", "llmwatch-litellm",
+                 "llmwatch-langfuse", "litellm"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    for binary in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"):
+        require_binary(binary)
+    running = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield running.start()
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{running.logs()}") from None
+    finally:
+        running.close()
+
+
+def test_only_compose_jobs_that_cannot_run_here_are_left_out(stack):
+    config = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
+    assert {job["job_name"] for job in config["scrape_configs"]} == EXPECTED_JOBS | NOT_RUNNABLE_HERE
+
+
+def test_prometheus_asks_for_its_password(stack):
+    assert httpx.get(f"{stack.prometheus_url}/api/v1/targets", timeout=5).status_code == 401
+    assert httpx.get(f"{stack.prometheus_url}/-/ready", auth=("llmwatch", "wrong"), timeout=5).status_code == 401
+    assert stack.get("/-/ready").status_code == 200
+
+
+def test_every_target_is_up(stack):
+    def all_up():
+        targets = stack.api("targets")["activeTargets"]
+        return {t["labels"]["job"] for t in targets} == EXPECTED_JOBS and all(t["health"] == "up" for t in targets)
+
+    try:
+        wait_until(all_up, 60, "every target up")
+    except AssertionError:
+        states = [(t["labels"]["job"], t["health"], t["lastError"]) for t in stack.api("targets")["activeTargets"]]
+        raise AssertionError(f"targets: {states}\n{stack.logs()}") from None
+    # LiteLLM's own /metrics was read with the master key through the target file's scheme and path
+    assert stack.litellm.headers and any(h.get("authorization") == "Bearer sk-master" for h in stack.litellm.headers)
+    up = {r["metric"]["job"]: r["value"][1] for r in stack.query("up")}
+    assert set(up.values()) == {"1"}, up
+
+
+def test_every_rule_evaluates_without_error(stack):
+    def all_evaluated():
+        groups = stack.api("rules")["groups"]
+        return groups if all(g["lastEvaluation"] > "2000" for g in groups) else None
+
+    groups = wait_until(all_evaluated, 60, "every rule group evaluated")
+    rules = [r for g in groups for r in g["rules"]]
+    broken = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+    assert not broken, broken
+    committed = [yaml.safe_load(f.read_text())["groups"] for f in (REPO / "config" / "prometheus" / "rules").glob("*.yml")]
+    assert len(groups) == sum(len(g) for g in committed)
+    assert len(rules) == sum(len(group["rules"]) for g in committed for group in g)
+    failures = stack.query("sum(prometheus_rule_evaluation_failures_total)")
+    assert failures[0]["value"][1] == "0"
+
+    # Traffic on one simulated server (first tokens at 0.3 s) gives the recording rules real values.
+    engine = stack.vllm["vllm-llama"].engines[0]
+
+    def ttft_p95():
+        engine.finish(prompt=500, generated=100, ttft=0.3, itl=0.02, queue=0.01)
+        found = {r["metric"]["model_name"]: float(r["value"][1])
+                 for r in stack.query("model_name:vllm_time_to_first_token_seconds:p95_5m")}
+        return found if found.get(engine.model_name, 0) > 0 else None
+
+    p95 = wait_until(ttft_p95, 30, "a TTFT p95 recorded for the model with traffic", interval=0.2)
+    assert 0.25 <= p95[engine.model_name] <= 0.5  # the bucket holding 0.3 s in either bucket layout
+    tokens = {r["metric"]["model_name"]: float(r["value"][1]) for r in stack.query("model_name:vllm_generation_tokens:rate5m")}
+    assert tokens[engine.model_name] > 0
+    series = stack.query("prometheus_tsdb_head_series")[0]["value"][1]
+    print(f"\nstack test: {len(rules)} rules in {len(groups)} groups; active series in the head: {series}")
+
+
+def test_watchdog_reaches_its_receiver(stack):
+    post = stack.webhook.wait_for("/watchdog", lambda p: p["commonLabels"].get("alertname") == "Watchdog", 90)
+    assert post["status"] == "firing"
+    assert post["commonLabels"]["severity"] == "none"
+
+
+def test_alertmanager_silences_a_warning_under_its_critical(stack):
+    """Inhibition, which amtool cannot test offline: TTFT critical and warning for one model."""
+    base = {"alertname": "VllmTtftP95High", "model_name": "inhibition-test"}
+    alerts = [{"labels": base | {"severity": severity}, "annotations": {"summary": "test"}}
+              for severity in ("critical", "warning")]
+    alerts.append({"labels": {"alertname": "VllmTtftP95High", "model_name": "other", "severity": "warning"},
+                   "annotations": {"summary": "test"}})
+    httpx.post(f"{stack.alertmanager_url}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+
+    def states():
+        got = httpx.get(f"{stack.alertmanager_url}/api/v2/alerts",
+                        params={"filter": 'alertname="VllmTtftP95High"'}, timeout=5).json()
+        found = {(a["labels"]["model_name"], a["labels"]["severity"]): a["status"]["state"] for a in got}
+        return found if len(found) == 3 else None
+
+    found = wait_until(states, 30, "the three test alerts in Alertmanager")
+    assert found == {("inhibition-test", "critical"): "active", ("inhibition-test", "warning"): "suppressed",
+                     ("other", "warning"): "active"}
+
+
+def test_a_killed_vllm_instance_pages_through_alertmanager(stack):
+    stack.vllm["vllm-qwen"].close()
+
+    def is_down(post):
+        return post["status"] == "firing" and any(
+            a["labels"].get("alertname") == "VllmInstanceDown" and a["labels"].get("container") == "vllm-qwen"
+            for a in post["alerts"])
+
+    post = stack.webhook.wait_for("/alerts", is_down, 150)
+    alert = next(a for a in post["alerts"] if a["labels"]["alertname"] == "VllmInstanceDown")
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#vllminstancedown"
+    # the other server is still up, and its series are still there
+    up = {r["metric"]["container"]: r["value"][1] for r in stack.query("llmwatch_vllm_up")}
+    assert up == {"vllm-llama": "1", "vllm-qwen": "0"}
