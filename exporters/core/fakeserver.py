@@ -91,3 +91,22 @@ class FakeServer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Fixed:
+    """A fixed list of metric families, as a prometheus_client collector."""
+
+    def __init__(self, families: list):
+        self.families = families
+
+    def collect(self):
+        return self.families
+
+
+def exposition(families: list) -> bytes:
+    """Prometheus text format for these metric families: what a simulated /metrics serves."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(_Fixed(families))
+    return generate_latest(registry)

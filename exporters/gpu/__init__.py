@@ -19,7 +19,7 @@ class GpuSettings:
     xid_events: bool = setting(help="watch NVML XID events in a background thread")
     nvlink: bool = setting()
     gpm: bool = setting(help="Hopper+ GPM activity metrics")
-    simulate: bool = setting(help="serve a simulated 8xH200 node instead of NVML (demo, tests)")
+    simulate: bool = setting(help="serve a simulated 8xH200 node with vLLM containers instead of NVML (demo, tests)")
 
 
 SETTINGS = GpuSettings
@@ -31,14 +31,15 @@ def build(settings: Settings):
     from exporters.gpu.containers import ContainerResolver, docker_lookup
 
     gpu: GpuSettings = settings.exporter
+    containers = None
     if gpu.simulate:
-        from exporters.gpu.fakenvml import simulated_node
+        from exporters.gpu.fakenvml import SimulatedContainers, simulated_node
 
         nvml = simulated_node()
+        containers = SimulatedContainers() if gpu.containers else None
     else:
         import pynvml as nvml
-    containers = None
-    if gpu.containers:
+    if gpu.containers and not gpu.simulate:
         containers = ContainerResolver(gpu.proc_root, docker_lookup(settings.docker.host, settings.docker.timeout_seconds),
                                        cache_seconds=gpu.container_cache_seconds)
     return GpuExporter(nvml, budget=settings.common.scrape_budget_seconds, nvlink=gpu.nvlink, gpm=gpu.gpm,

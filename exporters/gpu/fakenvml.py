@@ -500,9 +500,55 @@ def h200_node(count: int = 8, **kwargs) -> FakeNvml:
     return FakeNvml([h200(i) for i in range(count)], **kwargs)
 
 
-def simulated_node() -> FakeNvml:
-    """What ``gpu.simulate = true`` serves: eight H200s under a steady, uneven load."""
-    nvml = h200_node(driver="simulated")
-    for gpu, load in zip(nvml.gpus, (0.9, 0.85, 0.9, 0.8, 0.6, 0.5, 0.1, 0.0)):
-        busy(gpu, load)
+# What ``gpu.simulate`` serves: the target host's eight H200s, four vLLM containers on them.
+SIMULATED_CONTAINERS = {  # container -> (GPUs, load, pid of its first process)
+    "vllm-llama-3.1-70b": ((0, 1, 2, 3), 0.9, 4100), "vllm-qwen3-32b": ((4, 5), 0.6, 4200),
+    "vllm-embed": ((6,), 0.1, 4300)}
+
+
+class SimulatedNode(FakeNvml):
+    """A FakeNvml whose counters move with time, as a busy node's do: energy from power draw,
+    PCIe and NVLink bytes from load. Demo mode and the dashboards' stack test read it."""
+
+    def __init__(self, gpus: list[FakeGpu], clock=time.monotonic, **kwargs):
+        super().__init__(gpus, **kwargs)
+        self.clock = clock
+        self.loads = {gpu.index: 0.0 for gpu in gpus}
+        self._last = clock()
+
+    def nvmlDeviceGetCount(self):
+        now = self.clock()
+        elapsed, self._last = now - self._last, now
+        for gpu in self.gpus:
+            load = self.loads[gpu.index]
+            gpu.energy_mj += round(gpu.power_mw * elapsed)
+            gpu.pcie_tx_bytes += round(2e8 * load * elapsed)
+            gpu.pcie_rx_bytes += round(6e8 * load * elapsed)
+            gpu.nvlink_tx_kib += round(4e6 * load * elapsed)
+            gpu.nvlink_rx_kib += round(4e6 * load * elapsed)
+        return super().nvmlDeviceGetCount()
+
+
+class SimulatedContainers:
+    """Stands in for ContainerResolver: the simulated processes' pids name their containers."""
+
+    lookup_errors = 0
+
+    def __init__(self, containers: dict[str, tuple[tuple[int, ...], float, int]] = SIMULATED_CONTAINERS):
+        self.names = {pid + offset: name for name, (gpus, _, pid) in containers.items()
+                      for offset in range(len(gpus))}
+
+    def container_of(self, pid: int) -> str:
+        return self.names.get(pid, "host")
+
+
+def simulated_node(clock=time.monotonic) -> SimulatedNode:
+    """What ``gpu.simulate = true`` serves: eight H200s under a steady, uneven load, one process
+    per GPU of each simulated container (GPU 7 idle)."""
+    nvml = SimulatedNode([h200(i) for i in range(8)], clock=clock, driver="simulated")
+    for name, (indexes, load, pid) in SIMULATED_CONTAINERS.items():
+        for offset, index in enumerate(indexes):
+            gpu = busy(nvml.gpus[index], load)
+            nvml.loads[index] = load
+            gpu.processes = [(pid + offset, gpu.memory_used)]
     return nvml

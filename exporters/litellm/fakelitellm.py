@@ -22,10 +22,9 @@ import math
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from exporters.core.fakeserver import FakeServer
+from exporters.core.fakeserver import FakeServer, exposition
 
 VERSIONS = ("1.55.8", "1.81.3")
 NEWEST = VERSIONS[-1]
@@ -43,6 +42,12 @@ class ProxyState:
     callbacks: list[str] = field(default_factory=lambda: ["prometheus", "langfuse"])
     healthy: dict[tuple[str, str], bool] = field(default_factory=dict)  # (model, api_base) -> healthy
     requests: dict[str, tuple[int, int]] = field(default_factory=dict)  # model group -> (requests, failed)
+    fallbacks: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, fallback group) -> successful
+
+    def serve(self, group: str, requests: int = 1, failed: int = 0) -> None:
+        """Account client requests to a model group, as the proxy's counters would."""
+        sent, lost = self.requests.get(group, (0, 0))
+        self.requests[group] = (sent + requests, lost + failed)
 
 
 def deployment(group: str, model: str, api_base: str, model_id: str, *, provider: str = "hosted_vllm",
@@ -93,6 +98,7 @@ def sample_state(keys: int = 30) -> ProxyState:
             {"date": "Nov 21", "num_rate_limit_exceptions": 4}, {"date": "Nov 22", "num_rate_limit_exceptions": 17}],
             "sum_num_rate_limit_exceptions": 21}]},
         requests={"llama-3.1-70b": (1200, 3), "qwen3-32b": (340, 0), "embed": (90, 0)},
+        fallbacks={("llama-3.1-70b", "qwen3-32b"): 2},
         healthy={("hosted_vllm/meta-llama/Llama-3.1-70B-Instruct", "http://vllm-llama-a:8000/v1"): True,
                  ("hosted_vllm/meta-llama/Llama-3.1-70B-Instruct", "http://vllm-llama-b:8000/v1"): False,
                  ("hosted_vllm/Qwen/Qwen3-32B", "http://vllm-qwen:8000/v1"): True})
@@ -106,8 +112,16 @@ def sample_state(keys: int = 30) -> ProxyState:
     return state
 
 
+# LiteLLM's latency buckets (litellm/types/integrations/prometheus.py) and how simulated requests
+# spread over them: (share of requests, seconds); tokens per request (input, output).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 420.0, 600.0)
+LATENCY_MIX = ((0.5, 0.4), (0.4, 0.9), (0.1, 4.0))
+TOKENS_PER_REQUEST = (600, 200)
+
+
 def prometheus_metrics(state: ProxyState) -> bytes:
-    """LiteLLM's /metrics for this state: deployment state and request/failure counters."""
+    """LiteLLM's /metrics for this state: deployment state, request/failure/fallback counters,
+    end-to-end latency, tokens and spend per model group."""
     deployment_labels = ["litellm_model_name", "model_id", "api_base", "api_provider"]
     health = GaugeMetricFamily("litellm_deployment_state", "LLM Deployment Analytics - The state of the deployment: "
                                "0 = healthy, 1 = partial outage, 2 = complete outage", labels=deployment_labels)
@@ -120,6 +134,16 @@ def prometheus_metrics(state: ProxyState) -> bytes:
     failed = CounterMetricFamily("litellm_proxy_failed_requests_metric", "Total number of failed responses from "
                                  "proxy - the client did not get a success response from litellm proxy",
                                  labels=["requested_model", "exception_status"])
+    fallbacks = CounterMetricFamily("litellm_deployment_successful_fallbacks", "LLM Deployment Analytics - Number "
+                                    "of successful fallback requests from primary model -> fallback model",
+                                    labels=["requested_model", "fallback_model"])
+    caller = ["requested_model", "model", "hashed_api_key", "api_key_alias", "team", "team_alias"]
+    latency = HistogramMetricFamily("litellm_request_total_latency_metric", "Total latency (seconds) for a request "
+                                    "to LiteLLM", labels=caller)
+    spend = CounterMetricFamily("litellm_spend_metric", "Total spend on LLM requests", labels=caller)
+    tokens = {direction: CounterMetricFamily(f"litellm_{direction}_tokens_metric", f"Total number of {direction} "
+                                             "tokens from LLM requests", labels=caller)
+              for direction in ("input", "output")}
     for d in state.deployments:
         model, api_base = d["litellm_params"]["model"], d["litellm_params"]["api_base"]
         labels = [model, d["model_info"]["id"], api_base, d["model_info"]["litellm_provider"]]
@@ -133,19 +157,21 @@ def prometheus_metrics(state: ProxyState) -> bytes:
         if lost:
             total.add_metric([group, "500"], lost)
             failed.add_metric([group, "500"], lost)
-    registry = CollectorRegistry()
-    registry.register(_Families([health, calls, failures, total, failed]))
-    return generate_latest(registry)
-
-
-class _Families:
-    """A fixed set of metric families, as a prometheus_client collector."""
-
-    def __init__(self, families: list):
-        self.families = families
-
-    def collect(self):
-        return self.families
+        first = next((d for d in state.deployments if d["model_name"] == group), None)
+        values = [group, first["litellm_params"]["model"] if first else group, "None", "None", "None", "None"]
+        served = sent - lost
+        latency.add_metric(values, buckets=[(str(le), sum(share * served for share, s in LATENCY_MIX if s <= le))
+                                            for le in LATENCY_BUCKETS] + [("+Inf", served)],
+                           sum_value=sum(share * served * s for share, s in LATENCY_MIX))
+        prompt, output = TOKENS_PER_REQUEST
+        tokens["input"].add_metric(values, prompt * served)
+        tokens["output"].add_metric(values, output * served)
+        info = first["model_info"] if first else {}
+        spend.add_metric(values, served * (prompt * (info.get("input_cost_per_token") or 0)
+                                           + output * (info.get("output_cost_per_token") or 0)))
+    for (group, fallback), count in state.fallbacks.items():
+        fallbacks.add_metric([group, fallback], count)
+    return exposition([health, calls, failures, total, failed, fallbacks, latency, spend, *tokens.values()])
 
 
 def _error(status: int, message: str, kind: str) -> tuple[int, str, bytes]:

@@ -4,8 +4,9 @@ webhook receiver standing in for the maintainer's pager.
 
 What differs from docker-compose.yml, and only this: addresses become 127.0.0.1 ports; the global
 scrape and evaluation intervals become 1 s (so an alert with ``for: 1m`` fires in about a minute,
-not three); and the jobs of cAdvisor, Loki, Alloy and Grafana are dropped, because those programs
-cannot run on the test machine (no Docker engine, no Grafana).
+not three); cAdvisor is a simulated /metrics (tests/fakes/cadvisor.py); and the jobs of Loki, Alloy
+and Grafana are dropped, because those programs cannot run on the test machine (no Docker engine,
+no Grafana).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import yaml
 from exporters.langfuse.fakelangfuse import FakeLangfuseServer, generate
 from exporters.litellm.fakelitellm import FakeLitellmServer
 from exporters.vllm.fakevllm import FakeVllmServer
+from tests.fakes.cadvisor import FakeCadvisor
 from tests.procs import REPO, Process, exporter, free_port, wait_until
 
-NOT_RUNNABLE_HERE = {"cadvisor", "loki", "alloy", "grafana"}
+NOT_RUNNABLE_HERE = {"loki", "alloy", "grafana"}
 PASSWORD = "stack-test-password-42"
 MASTER_KEY = "sk-master"
 
@@ -98,8 +100,9 @@ def loopback_prometheus_config(text: str, addresses: dict[str, str]) -> str:
 class Stack:
     """Everything started; ``close()`` stops it all."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, langfuse_version: str = "4.16.0", langfuse_env: dict[str, str] | None = None):
         self.tmp = tmp
+        self.langfuse_version, self.langfuse_env = langfuse_version, langfuse_env or {}
         self.stack = contextlib.ExitStack()
         self.webhook = WebhookReceiver()
         self.stack.callback(self.webhook.close)
@@ -109,7 +112,8 @@ class Stack:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         self.vllm = {"vllm-llama": enter(FakeVllmServer("0.11.0")), "vllm-qwen": enter(FakeVllmServer("0.6.4"))}
         self.litellm = enter(FakeLitellmServer(master_key=MASTER_KEY))
-        self.langfuse = enter(FakeLangfuseServer("4.16.0", generate(now, traces=50)))
+        self.langfuse = enter(FakeLangfuseServer(self.langfuse_version, generate(now, traces=50)))
+        self.cadvisor = enter(FakeCadvisor())
 
         ports = {name: free_port() for name in
                  ("gpu", "vllm", "litellm", "langfuse", "node", "prometheus", "alertmanager")}
@@ -117,14 +121,14 @@ class Stack:
         log = lambda name: self.tmp / f"{name}.log"  # noqa: E731
         targets = [{"name": name, "url": server.url} for name, server in self.vllm.items()]
         enter(exporter("gpu", ports["gpu"], log("gpu"),
-                       {"LLMWATCH_GPU__SIMULATE": "true", "LLMWATCH_GPU__CONTAINERS": "false"}))
+                       {"LLMWATCH_GPU__SIMULATE": "true"}))
         enter(exporter("vllm", ports["vllm"], log("vllm"),
                        {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": json.dumps(targets)}))
         enter(exporter("litellm", ports["litellm"], log("litellm"),
                        {"LLMWATCH_LITELLM__URL": self.litellm.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY}))
         enter(exporter("langfuse", ports["langfuse"], log("langfuse"),
                        {"LLMWATCH_LANGFUSE__URL": self.langfuse.url, "LLMWATCH_LANGFUSE__PUBLIC_KEY": "pk-lf-test",
-                        "LLMWATCH_LANGFUSE__SECRET_KEY": "sk-lf-test"}))
+                        "LLMWATCH_LANGFUSE__SECRET_KEY": "sk-lf-test", **self.langfuse_env}))
         enter(Process([shutil.which("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{ports['node']}"],
                       log("node-exporter")))
 
@@ -137,6 +141,7 @@ class Stack:
         addresses = {"localhost:23001": f"127.0.0.1:{ports['prometheus']}",
                      "alertmanager:23003": f"127.0.0.1:{ports['alertmanager']}",
                      "node-exporter:9100": f"127.0.0.1:{ports['node']}",
+                     "cadvisor:8080": self.cadvisor.url.removeprefix("http://"),
                      "gpu-exporter:9445": f"127.0.0.1:{ports['gpu']}",
                      "vllm-exporter:9902": f"127.0.0.1:{ports['vllm']}",
                      "litellm-exporter:9901": f"127.0.0.1:{ports['litellm']}",

@@ -14,8 +14,8 @@ from tests.stack.stack import NOT_RUNNABLE_HERE, Stack
 
 pytestmark = pytest.mark.integration
 
-EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "llmwatch-gpu", "llmwatch-vllm", "llmwatch-litellm",
-                 "llmwatch-langfuse", "litellm"}
+EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "cadvisor", "llmwatch-gpu", "llmwatch-vllm",
+                 "llmwatch-litellm", "llmwatch-langfuse", "litellm"}
 
 
 @pytest.fixture(scope="module")

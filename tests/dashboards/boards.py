@@ -1,0 +1,75 @@
+"""The committed dashboards as the tests see them: panels, queries, variables, and Grafana's
+variable expansion reproduced for running the queries outside Grafana."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.procs import REPO
+
+DASHBOARDS = REPO / "dashboards"
+
+# What Grafana puts in for its built-in variables when the check runs the queries. The stack test
+# scrapes every second, so a 30 s rate window holds ~30 samples (Grafana computes
+# $__rate_interval from the 30 s scrape interval: at least 2 minutes in production).
+BUILTINS = {"__rate_interval": "30s", "__interval": "15s", "__range_s": "600", "__range": "10m", "__auto": "1m"}
+
+
+@dataclass(frozen=True)
+class Query:
+    board: str
+    panel: str
+    language: str  # promql or logql
+    expr: str
+
+
+def load() -> dict[str, dict]:
+    """Every committed dashboard, by path relative to dashboards/."""
+    return {str(path.relative_to(DASHBOARDS)): json.loads(path.read_text())
+            for path in sorted(DASHBOARDS.rglob("*.json"))}
+
+
+def panels(board: dict) -> list[dict]:
+    """Panels with a query (rows left out), including panels nested in collapsed rows."""
+    found = []
+    for panel in board["panels"]:
+        found += [p for p in panel.get("panels", [])]
+        if panel["type"] != "row":
+            found.append(panel)
+    return found
+
+
+def language(datasource: dict) -> str:
+    return {"prometheus": "promql", "loki": "logql"}[datasource["type"]]
+
+
+def queries(board: dict) -> list[Query]:
+    return [Query(board["title"], panel["title"], language(target.get("datasource", panel["datasource"])),
+                  target["expr"])
+            for panel in panels(board) for target in panel["targets"]]
+
+
+def variable_names(board: dict) -> set[str]:
+    return {v["name"] for v in board["templating"]["list"]}
+
+
+_REFERENCE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+
+
+def referenced(expr: str) -> set[str]:
+    """Variable names an expression uses, in any of Grafana's three spellings."""
+    return {a or b or c for a, b, c in _REFERENCE.findall(expr)}
+
+
+def prometheus_regex(value: str) -> str:
+    """A variable value as Grafana writes it into a PromQL regex matcher (escaped, in a string)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\\\1", value)
+
+
+def expand(expr: str, values: dict[str, str]) -> str:
+    """``expr`` with variables and built-ins replaced; an unknown variable raises KeyError."""
+    every = {**BUILTINS, **values}
+    return _REFERENCE.sub(lambda m: every[m.group(1) or m.group(2) or m.group(3)], expr)
