@@ -21,6 +21,7 @@ log = logging.getLogger("exporters")
 # .text_only = True (see exporters.core.http: families with pre-rendered lines).
 EXPORTERS = {
     "gpu": "exporters.gpu",
+    "insights": "exporters.insights",
     "langfuse": "exporters.langfuse",
     "litellm": "exporters.litellm",
     "vllm": "exporters.vllm",
@@ -29,9 +30,17 @@ EXPORTERS = {
 KNOWN_SECTIONS = {"common", "docker", "gpu", "vllm", "litellm", "langfuse", "insights", "probe"}
 
 
+# Commands that are not exporters: ``python -m exporters simulate ...`` (the TTFT simulator).
+TOOLS = {"simulate": "exporters.simulator.cli"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m exporters", description="llmwatch exporters")
-    parser.add_argument("exporter", choices=sorted(EXPORTERS), help="which exporter to run")
+    parser.add_argument("exporter", choices=sorted(EXPORTERS),
+                        help="which exporter to run (or: simulate --help, the TTFT simulator)")
     parser.add_argument("--check-config", action="store_true",
                         help="validate settings, print the effective values (secrets masked) and exit")
     args = parser.parse_args(argv)

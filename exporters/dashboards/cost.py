@@ -1,13 +1,14 @@
 """Cost and capacity: what the GPUs cost in energy and money, what they produce, how much room is left.
 
-Until the insights exporter lands (cost per GPU-hour and per 1M tokens from a configured price,
-scaling advice, a capacity forecast), this board shows what the existing metrics can answer.
+Money, SLOs, advice and the forecast come from the insights exporter and its recording rules
+(config/prometheus/rules/insights.yml): prices per GPU-hour from settings, GPUs attributed to
+models, cost per 1M tokens on an allocation and a usage basis.
 """
 
 from __future__ import annotations
 
-from exporters.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, dashboard, link, prom, row, stat,
-                                          steps, timeseries)
+from exporters.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, link, prom, row,
+                                          stat, steps, table, timeseries)
 
 UID = "llmwatch-cost"
 RATE = "[$__rate_interval]"
@@ -19,6 +20,61 @@ UTIL_BY_CONTAINER = ("avg by (container) (llmwatch_gpu_container_processes * 0 "
 
 def build() -> dict:
     panels = [
+        row("Money and SLOs"),
+        stat("GPU cost per day", "Every GPU's price per hour (insights.gpu_prices) times 24, busy or not.",
+             [prom("cluster:llmwatch_gpu_cost_dollars_per_day:sum")], "currencyUSD", decimals=0,
+             thresholds=steps(INFO), graph=False),
+        stat("Idle GPU spend", "Per hour: each GPU's price times the share of time it idles. Money paid for "
+             "GPUs doing nothing; a GPU no model holds counts in full.",
+             [prom("cluster:llmwatch_idle_gpu_cost_dollars_per_hour:sum")], "currencyUSD", decimals=2,
+             thresholds=steps(OK, (WARN, 5), (BAD, 20))),
+        stat("Heartbeat", "The node's pulse: 40 BPM when every GPU idles, 150 at full load "
+             "(insights.heartbeat_*_bpm). Calm is cheap; racing is busy.",
+             [prom("cluster:llmwatch_heartbeat_bpm")], "suffix: BPM", decimals=0,
+             thresholds=steps(INFO, (OK, 60), (WARN, 130))),
+        stat("Unallocated GPUs", "GPUs no vLLM server holds: paid for, serving nothing.",
+             [prom("count(llmwatch_insights_gpu_models == 0) or vector(0)")], "none",
+             thresholds=steps(OK, (WARN, 1)), graph=False),
+        stat("TTFT SLO met", "Share of requests (all models, 5 m) with the first token within the TTFT SLO, read "
+             "from the histogram bucket at the bound. The SLO asks for 95 %.",
+             [prom("sum(model_name:vllm_ttft_slo_met:ratio_rate5m * on (model_name) "
+                   "model_name:vllm_requests:rate5m) / sum(model_name:vllm_requests:rate5m)")], "percentunit",
+             decimals=1, thresholds=steps(BAD, (WARN, 0.9), (OK, 0.95))),
+        stat("Goodput", "Share of requests meeting both the TTFT and the TPOT SLO (all models, 5 m; the two "
+             "shares multiplied, as vLLM does not pair them per request).",
+             [prom("sum(model_name:llmwatch_goodput_requests:rate5m) / sum(model_name:vllm_requests:rate5m)")],
+             "percentunit", decimals=1, thresholds=steps(BAD, (WARN, 0.8), (OK, 0.9))),
+        timeseries("Cost per 1M tokens per model", "Dollars per million tokens processed (prompt + generated). "
+                   "Allocated: every GPU the model holds, busy or not; used: weighted by GPU utilisation. "
+                   "A wide gap means paid-for GPUs idle.",
+                   [prom("model_name:llmwatch_cost_dollars_per_million_tokens:allocation", "{{model_name}} allocated"),
+                    prom("model_name:llmwatch_cost_dollars_per_million_tokens:usage", "{{model_name}} used")],
+                   "currencyUSD", minimum=0, decimals=3),
+        timeseries("Cost per hour per model", "Price of the GPUs each model holds (a GPU shared by n models "
+                   "counts 1/n each).",
+                   [prom("model_name:llmwatch_gpu_cost_dollars_per_hour:allocation", "{{model_name}}")],
+                   "currencyUSD", minimum=0, stack=True),
+        table("Scaling advice", "Per model, from the insights exporter: scale_up (KV cache, queue, TTFT SLO "
+              "burning or busy GPUs), scale_down or consolidate (quiet for the advice window; 'beside': the "
+              "model whose GPUs have room). Advice changes at most every advice_hold_seconds.",
+              [prom("llmwatch_insights_advice_info", instant=True, table=True)], "none", w=12,
+              hide=("Time", "Value", "__name__", "job", "instance"),
+              rename={"model_name": "Model", "advice": "Advice", "reason": "Why", "beside": "Fits beside"}),
+        bargauge("Capacity headroom", "How many times today's request rate each model could take while the "
+                 "simulated TTFT p95 still meets the SLO (insights forecast from the model's own token "
+                 "lengths and speeds). Under 1: already beyond it.",
+                 [prom("llmwatch_insights_forecast_headroom_ratio", "{{model_name}}", instant=True)], "suffix: x",
+                 thresholds=steps(BAD, (WARN, 1), (OK, 1.5))),
+        timeseries("Forecast max request rate vs now", "Per model: the highest request rate the forecast says "
+                   "still meets the TTFT SLO (max), and the rate now.",
+                   [prom("llmwatch_insights_forecast_max_request_rate", "{{model_name}} max"),
+                    prom("llmwatch_insights_forecast_request_rate", "{{model_name}} now")], "reqps", minimum=0),
+        timeseries("TTFT error-budget burn rate", "How fast each model spends its TTFT error budget (1 = "
+                   "exactly on budget for the month), over 1 h. Pages at 14.4 (with the 5 m window), "
+                   "tickets at 6 over 6 h.",
+                   [prom("model_name:llmwatch_slo_ttft_burn_rate:1h", "{{model_name}}")], "none", minimum=0,
+                   thresholds=steps(OK, (WARN, 6), (BAD, 14.4)), threshold_lines=True),
+
         row("In the selected range"),
         stat("GPU-hours", "GPUs answering NVML times the selected range: the hours you pay for, busy or not.",
              [prom(f"{GPUS_UP} * $__range_s / 3600")], "none", decimals=1, thresholds=steps(INFO), graph=False),

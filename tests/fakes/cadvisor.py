@@ -30,8 +30,8 @@ class Container:
 
 
 def sample_containers() -> list[Container]:
-    return [Container("vllm-llama", "vllm/vllm-openai:v0.11.0", "vllm-llama", 1.2, 24 << 30),
-            Container("vllm-qwen", "vllm/vllm-openai:v0.6.4", "vllm-qwen", 0.8, 18 << 30),
+    return [Container("vllm-llama-3.1-70b", "vllm/vllm-openai:v0.11.0", "vllm-llama-3.1-70b", 1.2, 24 << 30),
+            Container("vllm-qwen3-32b", "vllm/vllm-openai:v0.6.4", "vllm-qwen3-32b", 0.8, 18 << 30),
             Container("litellm", "ghcr.io/berriai/litellm:main-v1.81.3", "litellm", 0.3, 1 << 30, 4 << 30),
             Container("prometheus", "prom/prometheus:v3.13.2", "prometheus", 0.1, 600 << 20, 8 << 30, ooms=0)]
 

@@ -110,13 +110,13 @@ class Stack:
     def start(self) -> "Stack":
         enter = self.stack.enter_context
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        self.vllm = {"vllm-llama": enter(FakeVllmServer("0.11.0")), "vllm-qwen": enter(FakeVllmServer("0.6.4"))}
+        self.vllm = {"vllm-llama-3.1-70b": enter(FakeVllmServer("0.11.0")), "vllm-qwen3-32b": enter(FakeVllmServer("0.6.4"))}
         self.litellm = enter(FakeLitellmServer(master_key=MASTER_KEY))
         self.langfuse = enter(FakeLangfuseServer(self.langfuse_version, generate(now, traces=50)))
         self.cadvisor = enter(FakeCadvisor())
 
         ports = {name: free_port() for name in
-                 ("gpu", "vllm", "litellm", "langfuse", "node", "prometheus", "alertmanager")}
+                 ("gpu", "vllm", "litellm", "langfuse", "insights", "node", "prometheus", "alertmanager")}
         self.ports = ports
         log = lambda name: self.tmp / f"{name}.log"  # noqa: E731
         targets = [{"name": name, "url": server.url} for name, server in self.vllm.items()]
@@ -129,6 +129,14 @@ class Stack:
         enter(exporter("langfuse", ports["langfuse"], log("langfuse"),
                        {"LLMWATCH_LANGFUSE__URL": self.langfuse.url, "LLMWATCH_LANGFUSE__PUBLIC_KEY": "pk-lf-test",
                         "LLMWATCH_LANGFUSE__SECRET_KEY": "sk-lf-test", **self.langfuse_env}))
+        # Windows shortened to the stack test's minutes: advice over 1 minute, forecast over 5.
+        enter(exporter("insights", ports["insights"], log("insights"),
+                       {"LLMWATCH_INSIGHTS__PROMETHEUS_URL": f"http://127.0.0.1:{ports['prometheus']}",
+                        "LLMWATCH_INSIGHTS__PROMETHEUS_PASSWORD": PASSWORD, "LLMWATCH_INSIGHTS__CACHE_SECONDS": "1",
+                        "LLMWATCH_INSIGHTS__ADVICE_WINDOW_SECONDS": "60",
+                        "LLMWATCH_INSIGHTS__FORECAST_WINDOW_SECONDS": "300",
+                        "LLMWATCH_INSIGHTS__FORECAST_INTERVAL_SECONDS": "10",
+                        "LLMWATCH_INSIGHTS__FORECAST_REQUESTS": "500"}))
         enter(Process([shutil.which("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{ports['node']}"],
                       log("node-exporter")))
 
@@ -145,7 +153,8 @@ class Stack:
                      "gpu-exporter:9445": f"127.0.0.1:{ports['gpu']}",
                      "vllm-exporter:9902": f"127.0.0.1:{ports['vllm']}",
                      "litellm-exporter:9901": f"127.0.0.1:{ports['litellm']}",
-                     "langfuse-exporter:9903": f"127.0.0.1:{ports['langfuse']}"}
+                     "langfuse-exporter:9903": f"127.0.0.1:{ports['langfuse']}",
+                     "insights-exporter:9904": f"127.0.0.1:{ports['insights']}"}
         prometheus_dir = self.tmp / "prometheus"
         shutil.copytree(REPO / "config" / "prometheus" / "rules", prometheus_dir / "rules")
         shutil.copytree(rendered / "prometheus", prometheus_dir / "stack")

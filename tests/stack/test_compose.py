@@ -185,3 +185,14 @@ def test_grafana_requires_login_and_provisions_the_dashboards_folder():
     assert provider["allowUiUpdates"] is False  # a UI save is refused, not silently overwritten later
     assert f"./dashboards:{provider['options']['path']}:ro" in SERVICES["grafana"]["volumes"]
     assert "./config/grafana/provisioning:/etc/grafana/provisioning:ro" in SERVICES["grafana"]["volumes"]
+
+
+def test_insights_exporter_is_always_on_and_reads_prometheus_with_its_password():
+    service = SERVICES["insights-exporter"]
+    assert "profiles" not in service and service["command"] == ["insights"]
+    assert service["healthcheck"]["test"][-1] == str(SETTINGS["insights"]["port"]) == "9904"
+    assert service["environment"]["LLMWATCH_INSIGHTS__PROMETHEUS_PASSWORD"].startswith("${PROMETHEUS_PASSWORD:?")
+    assert SETTINGS["insights"]["prometheus_url"] == "http://prometheus:23001"
+    prometheus = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "llmwatch-insights")
+    assert job["static_configs"] == [{"targets": ["insights-exporter:9904"]}]

@@ -14,7 +14,7 @@ from tests.stack.stack import NOT_RUNNABLE_HERE, Stack
 
 pytestmark = pytest.mark.integration
 
-EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "cadvisor", "llmwatch-gpu", "llmwatch-vllm",
+EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "cadvisor", "llmwatch-gpu", "llmwatch-vllm", "llmwatch-insights",
                  "llmwatch-litellm", "llmwatch-langfuse", "litellm"}
 
 
@@ -74,7 +74,7 @@ def test_every_rule_evaluates_without_error(stack):
     assert failures[0]["value"][1] == "0"
 
     # Traffic on one simulated server (first tokens at 0.3 s) gives the recording rules real values.
-    engine = stack.vllm["vllm-llama"].engines[0]
+    engine = stack.vllm["vllm-llama-3.1-70b"].engines[0]
 
     def ttft_p95():
         engine.finish(prompt=500, generated=100, ttft=0.3, itl=0.02, queue=0.01)
@@ -117,11 +117,11 @@ def test_alertmanager_silences_a_warning_under_its_critical(stack):
 
 
 def test_a_killed_vllm_instance_pages_through_alertmanager(stack):
-    stack.vllm["vllm-qwen"].close()
+    stack.vllm["vllm-qwen3-32b"].close()
 
     def is_down(post):
         return post["status"] == "firing" and any(
-            a["labels"].get("alertname") == "VllmInstanceDown" and a["labels"].get("container") == "vllm-qwen"
+            a["labels"].get("alertname") == "VllmInstanceDown" and a["labels"].get("container") == "vllm-qwen3-32b"
             for a in post["alerts"])
 
     post = stack.webhook.wait_for("/alerts", is_down, 150)
@@ -130,4 +130,4 @@ def test_a_killed_vllm_instance_pages_through_alertmanager(stack):
     assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#vllminstancedown"
     # the other server is still up, and its series are still there
     up = {r["metric"]["container"]: r["value"][1] for r in stack.query("llmwatch_vllm_up")}
-    assert up == {"vllm-llama": "1", "vllm-qwen": "0"}
+    assert up == {"vllm-llama-3.1-70b": "1", "vllm-qwen3-32b": "0"}
