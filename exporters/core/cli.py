@@ -17,21 +17,22 @@ from exporters.core.http import start_server
 log = logging.getLogger("exporters")
 
 # Exporter name -> module. Each module has SECTION, SETTINGS (a frozen dataclass), DESCRIPTION,
-# PORT_KEY and build(settings) returning an object with .collector and .close(), and optionally
+# optionally ALSO (other sections it reads: name -> dataclass), and build(settings) returning an object with .collector and .close(), and optionally
 # .text_only = True (see exporters.core.http: families with pre-rendered lines).
 EXPORTERS = {
     "gpu": "exporters.gpu",
     "insights": "exporters.insights",
     "langfuse": "exporters.langfuse",
     "litellm": "exporters.litellm",
+    "probe": "exporters.probe",
     "vllm": "exporters.vllm",
 }
 # Every section any exporter reads, so a typo in any LLMWATCH_* variable is reported.
 KNOWN_SECTIONS = {"common", "docker", "gpu", "vllm", "litellm", "langfuse", "insights", "probe"}
 
 
-# Commands that are not exporters: ``python -m exporters simulate ...`` (the TTFT simulator).
-TOOLS = {"simulate": "exporters.simulator.cli"}
+# Commands that are not exporters: the TTFT simulator, the load generator, the simulated upstreams.
+TOOLS = {"simulate": "exporters.simulator.cli", "loadgen": "exporters.loadgen.cli", "demo": "exporters.demo.cli"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,14 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m exporters", description="llmwatch exporters")
     parser.add_argument("exporter", choices=sorted(EXPORTERS),
-                        help="which exporter to run (or: simulate --help, the TTFT simulator)")
+                        help="which exporter to run (or: simulate, loadgen, demo --help)")
     parser.add_argument("--check-config", action="store_true",
                         help="validate settings, print the effective values (secrets masked) and exit")
     args = parser.parse_args(argv)
 
     module = importlib.import_module(EXPORTERS[args.exporter])
     try:
-        loaded = settings_mod.load(module.SECTION, module.SETTINGS, known_sections=KNOWN_SECTIONS)
+        loaded = settings_mod.load(module.SECTION, module.SETTINGS, known_sections=KNOWN_SECTIONS,
+                                   also=getattr(module, "ALSO", None))
     except settings_mod.SettingsError as e:
         for problem in e.problems:
             print(f"llmwatch {args.exporter}: {problem}", file=sys.stderr)

@@ -1,6 +1,8 @@
 """A loopback HTTP server for simulated upstreams (vLLM, LiteLLM, Langfuse): demo mode and tests.
 
-Subclasses answer ``answer(path, headers) -> (status, content type, body)``. Every server can
+Subclasses answer ``answer(path, headers) -> (status, content type, body)`` for GET and
+``answer_post(path, headers, body)`` for POST; a body that is an iterator of bytes is streamed
+(chunked transfer encoding, each piece flushed as it comes: server-sent events). Every server can
 hang (hold requests until :meth:`release` or close) and add latency, the two ways a slow upstream
 shows itself; requests are recorded so tests can count what an exporter asked. ``close()`` also
 cuts the connections clients keep alive, as a killed process would.
@@ -9,9 +11,21 @@ cuts the connections clients keep alive, as a killed process would.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+import traceback
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class CutStream(Exception):
+    """Raised by a streamed body to end the response without its final chunk, as a crashed server does."""
+
+
+def _quiet_disconnects(request, client_address) -> None:
+    """A client closing its connection is normal; anything else is printed as the server would."""
+    if not isinstance(sys.exc_info()[1], OSError):
+        traceback.print_exc()
 
 
 class FakeServer:
@@ -38,26 +52,62 @@ class FakeServer:
                 server._connections.discard(self.connection)
                 super().finish()
 
-            def do_GET(self):
+            def _begin(self) -> dict[str, str]:
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 server.requests.append(self.path)
-                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+                server.headers.append(headers)
                 if server.hang:
                     server._release.wait()
                 if server.latency:
                     time.sleep(server.latency)
-                status, content_type, body = server.answer(self.path, {k.lower(): v for k, v in self.headers.items()})
+                return headers
+
+            def _send(self, status: int, content_type: str, body) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                if isinstance(body, bytes):
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Cache-Control", "no-cache")
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    for piece in body:
+                        if piece:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.write(b"0\r\n\r\n")
+                except CutStream:  # the body asked to drop the connection mid-stream
+                    self.close_connection = True
+                except OSError:  # the client went away
+                    self.close_connection = True
+                finally:
+                    close = getattr(body, "close", None)
+                    if close:
+                        close()
+
+            def do_GET(self):
+                headers = self._begin()
+                self._send(*server.answer(self.path, headers))
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                payload = self.rfile.read(length) if length else b""
+                headers = self._begin()
+                self._send(*server.answer_post(self.path, headers, payload))
 
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
+        self._httpd.handle_error = _quiet_disconnects
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         raise NotImplementedError
+
+    def answer_post(self, path: str, headers: dict[str, str], body: bytes):
+        """``(status, content type, bytes or an iterator of bytes)``; no POST endpoints by default."""
+        return 405, "application/json", b'{"detail": "Method Not Allowed"}'
 
     @property
     def url(self) -> str:

@@ -83,6 +83,8 @@ class Settings:
     common: CommonSettings
     docker: DockerSettings
     exporter: Any
+    # Other exporters' sections this one follows (the probe reads [vllm] and [litellm]).
+    also: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Values of secret settings, so the log formatter can redact them wherever they appear.
     secrets: frozenset[str] = frozenset()
 
@@ -204,8 +206,9 @@ def secret_keys(cls: type) -> list[str]:
 
 
 def load(section: str, cls: type, *, known_sections: set[str],
-         config_dir: Path | None = None) -> Settings:
-    """Load ``[common]``, ``[docker]`` and ``[section]``; raise SettingsError naming every bad key.
+         config_dir: Path | None = None, also: dict[str, type] | None = None) -> Settings:
+    """Load ``[common]``, ``[docker]``, ``[section]`` and the ``also`` sections; raise
+    SettingsError naming every bad key.
 
     ``known_sections`` are all sections any exporter reads: a key outside them is a typo
     (``LLMWATCH_GPU_PORT`` with one underscore lands at top level) and is reported, not ignored.
@@ -219,7 +222,8 @@ def load(section: str, cls: type, *, known_sections: set[str],
     except tomllib.TOMLDecodeError as e:
         raise SettingsError([f"{settings_file}: {e}"]) from None
 
-    sections = dict(SHARED_SECTIONS) | {section: cls}
+    also = dict(also or {})
+    sections = dict(SHARED_SECTIONS) | also | {section: cls}
     problems = []
     for name, scls in sections.items():
         for key in secret_keys(scls):
@@ -264,13 +268,14 @@ def load(section: str, cls: type, *, known_sections: set[str],
     secrets = frozenset(str(getattr(built[name], key)) for name, scls in sections.items()
                         for key in secret_keys(scls) if getattr(built[name], key))
     return Settings(common=built["common"], docker=built["docker"], exporter=built[section],
-                    secrets=secrets)
+                    also={name: built[name] for name in also}, secrets=secrets)
 
 
 def describe(settings: Settings, section: str) -> str:
     """The effective settings as TOML-like text, secrets masked (for --check-config)."""
     lines = []
-    for name, obj in (("common", settings.common), ("docker", settings.docker), (section, settings.exporter)):
+    for name, obj in (("common", settings.common), ("docker", settings.docker), *settings.also.items(),
+                      (section, settings.exporter)):
         lines.append(f"[{name}]")
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)

@@ -20,6 +20,7 @@ class GpuSettings:
     nvlink: bool = setting()
     gpm: bool = setting(help="Hopper+ GPM activity metrics")
     simulate: bool = setting(help="serve a simulated 8xH200 node with vLLM containers instead of NVML (demo, tests)")
+    simulate_load_url: str = setting(help="simulated node only: each container's load follows this JSON (demo /load)")
 
 
 SETTINGS = GpuSettings
@@ -36,6 +37,10 @@ def build(settings: Settings):
         from exporters.gpu.fakenvml import SimulatedContainers, simulated_node
 
         nvml = simulated_node()
+        if gpu.simulate_load_url:
+            from exporters.gpu.fakenvml import http_loads
+
+            nvml.load_source = http_loads(gpu.simulate_load_url)
         containers = SimulatedContainers() if gpu.containers else None
     else:
         import pynvml as nvml

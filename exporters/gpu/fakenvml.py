@@ -510,14 +510,33 @@ class SimulatedNode(FakeNvml):
     """A FakeNvml whose counters move with time, as a busy node's do: energy from power draw,
     PCIe and NVLink bytes from load. Demo mode and the dashboards' stack test read it."""
 
-    def __init__(self, gpus: list[FakeGpu], clock=time.monotonic, **kwargs):
+    def __init__(self, gpus: list[FakeGpu], clock=time.monotonic, load_source=None, refresh_seconds: float = 5.0,
+                 **kwargs):
         super().__init__(gpus, **kwargs)
         self.clock = clock
         self.loads = {gpu.index: 0.0 for gpu in gpus}
         self._last = clock()
+        # load_source() -> {container: load 0..1}: the demo's traffic drives the containers' GPUs
+        self.load_source, self.refresh_seconds = load_source, refresh_seconds
+        self._refreshed = -float("inf")
+
+    def _follow_load(self, now: float) -> None:
+        if self.load_source is None or now - self._refreshed < self.refresh_seconds:
+            return
+        self._refreshed = now
+        loads = self.load_source()
+        for name, (indexes, _, pid) in SIMULATED_CONTAINERS.items():
+            if name not in loads:
+                continue
+            load = min(1.0, max(0.01, float(loads[name])))  # an idle vLLM still holds its memory
+            for offset, index in enumerate(indexes):
+                gpu = busy(self.gpus[index], load)
+                self.loads[index] = load
+                gpu.processes = [(pid + offset, gpu.memory_used)]
 
     def nvmlDeviceGetCount(self):
         now = self.clock()
+        self._follow_load(now)
         elapsed, self._last = now - self._last, now
         for gpu in self.gpus:
             load = self.loads[gpu.index]
@@ -540,6 +559,23 @@ class SimulatedContainers:
 
     def container_of(self, pid: int) -> str:
         return self.names.get(pid, "host")
+
+
+def http_loads(url: str, timeout: float = 1.0):
+    """A load source reading ``{container: load}`` JSON from the demo's status server; an
+    unreachable or garbled answer keeps the last loads."""
+    import httpx
+
+    def fetch() -> dict[str, float]:
+        try:
+            value = httpx.get(url, timeout=timeout).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        if not isinstance(value, dict):
+            return {}
+        return {str(k): v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    return fetch
 
 
 def simulated_node(clock=time.monotonic) -> SimulatedNode:

@@ -184,11 +184,30 @@ class FakeLitellmServer(FakeServer):
     (500 everywhere), hang, not_ready (readiness 503)."""
 
     def __init__(self, version: str = NEWEST, state: ProxyState | None = None, *, master_key: str = "sk-master",
-                 mode: str = "ok", latency: float = 0.0, host: str = "127.0.0.1", port: int = 0):
+                 mode: str = "ok", latency: float = 0.0, host: str = "127.0.0.1", port: int = 0, router=None):
         if version not in VERSIONS:
             raise ValueError(f"unknown LiteLLM version {version!r}; simulated: {', '.join(VERSIONS)}")
         super().__init__(hang=mode == "hang", latency=latency, host=host, port=port)
         self.version, self.state, self.master_key, self.mode = version, state or sample_state(), master_key, mode
+        # router(group, request) -> (status, content type, body) or None: where chat requests go
+        self.router = router
+
+    def answer_post(self, path: str, headers: dict[str, str], body: bytes):
+        route = urlsplit(path).path
+        if route not in ("/v1/chat/completions", "/chat/completions") or self.router is None:
+            return 404, "application/json", b'{"detail": "Not Found"}'
+        if headers.get("authorization") != f"Bearer {self.master_key}":
+            return _error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return _error(400, "Invalid JSON body", "bad_request_error")
+        group = request.get("model") if isinstance(request, dict) else None
+        answer = self.router(group, request) if isinstance(group, str) else None
+        if answer is None:
+            return _error(400, f"Invalid model name passed in model={group}", "bad_request_error")
+        self.state.serve(group, failed=0 if answer[0] == 200 else 1)
+        return answer
 
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         if self.mode == "error":
@@ -206,6 +225,10 @@ class FakeLitellmServer(FakeServer):
             return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus_metrics(self.state)
         if headers.get("authorization") != f"Bearer {self.master_key}":
             return _error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
+        if route in ("/v1/models", "/models"):
+            groups = dict.fromkeys(d["model_name"] for d in self.state.deployments)
+            return self._json({"object": "list", "data": [{"id": g, "object": "model", "created": 1677610602,
+                                                           "owned_by": "openai"} for g in groups]})
         if route in ("/model/info", "/v1/model/info"):
             return self._json({"data": self.state.deployments})
         if route == "/health":

@@ -241,3 +241,12 @@ def load(path: Path) -> SimConfig:
     except yaml.YAMLError as e:
         raise ConfigError([f"{path}: not valid YAML: {e}"]) from None
     return parse(raw, str(path))
+
+
+def parse_dist(raw: Any, path: str) -> TokenDist:
+    """One token distribution (a table as in the YAML); raise ConfigError naming the bad keys."""
+    r = _Reader()
+    dist = _dist(r, raw, path)
+    if r.problems or dist is None:
+        raise ConfigError(r.problems or [f"{path}: not a token distribution"])
+    return dist

@@ -55,7 +55,7 @@ class Trace:
     finish: np.ndarray
 
 
-def _workload(config: SimConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def workload(config: SimConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Arrival times in [0, sim_seconds) and token counts, drawn from the config's seed."""
     rng = np.random.default_rng(config.random_seed)
     expected = config.arrival_rate_per_s * config.sim_seconds
@@ -75,7 +75,7 @@ def _busy_in_window(start: np.ndarray, end: np.ndarray, lo: float, hi: float) ->
 
 
 def run(config: SimConfig, trace: bool = False) -> Result | tuple[Result, Trace]:
-    arrivals, prompt, output = _workload(config)
+    arrivals, prompt, output = workload(config)
     n = len(arrivals)
     env = simpy.Environment()
     ttft = np.zeros(n)

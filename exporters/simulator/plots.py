@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +18,7 @@ def _pyplot():
 
 def ttft_distribution(ttfts: dict[str, np.ndarray], out: Path, title: str) -> None:
     """Empirical CDF of TTFT, one line per label (a run, or monolithic vs disaggregated)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for label, values in ttfts.items():
         xs = np.sort(values)
@@ -37,7 +37,7 @@ def ttft_distribution(ttfts: dict[str, np.ndarray], out: Path, title: str) -> No
 
 def sweep(rows: list[dict], out: Path, x_key: str, x_label: str, title: str, slo_seconds: float | None = None) -> None:
     """TTFT p50/p90/p99 against the swept parameter; one colour per series (e.g. prefill rate)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     series = sorted({row.get("series", "") for row in rows})
     for colour, name in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 10, series):

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     write(prometheus_dir / "litellm_master_key", env.litellm_master_key + "\n")
     for name, targets in render.prometheus_targets(env).items():
         write(prometheus_dir / "targets" / name, render.dump_json(targets))
+    # a demo that was killed without cleaning up leaves its targets: the demo writes them anew
+    for stale in (prometheus_dir / "targets").glob(f"*{render.DEMO_SUFFIX}"):
+        stale.unlink()
 
     alertmanager_dir = args.out / "alertmanager"
     write(alertmanager_dir / "alertmanager.yml", yaml.safe_dump(alertmanager, sort_keys=False))
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(template, templates / template.name)
         (templates / template.name).chmod(0o644)
 
-    enabled = sorted(render.EXPORTER_PROFILES[p][0] for p in env.profiles)
+    enabled = sorted(render.EXPORTER_PROFILES[p][0] for p in env.profiles if p in render.EXPORTER_PROFILES)
     print(f"llmwatch stack-config: scraping {', '.join(enabled) or 'no llmwatch exporters'}"
           f"{' and LiteLLM /metrics' if 'litellm' in env.profiles else ''}")
     for receiver, integrations in render.enabled_integrations(alertmanager).items():

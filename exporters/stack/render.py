@@ -17,7 +17,20 @@ EXPORTER_PROFILES = {
     "vllm": ("llmwatch-vllm", "vllm-exporter:9902"),
     "litellm": ("llmwatch-litellm", "litellm-exporter:9901"),
     "langfuse": ("llmwatch-langfuse", "langfuse-exporter:9903"),
+    "probe": ("llmwatch-probe", "probe-exporter:9905"),
 }
+# `docker compose --profile demo up`: the demo's exporters, by job. The demo service writes these
+# into <job>-demo.json beside the files above (removed when it stops, and by every stack-config
+# run), with simulated="true" on every target.
+DEMO_EXPORTERS = {
+    "llmwatch-gpu": "demo-gpu-exporter:9445",
+    "llmwatch-vllm": "demo-vllm-exporter:9902",
+    "llmwatch-litellm": "demo-litellm-exporter:9901",
+    "llmwatch-langfuse": "demo-langfuse-exporter:9903",
+    "llmwatch-probe": "demo-probe-exporter:9905",
+}
+DEMO_LITELLM = "demo:4000"
+DEMO_SUFFIX = "-demo.json"
 LITELLM_JOB = "litellm"
 PROMETHEUS_USER = "llmwatch"
 # Used in a healthcheck URL (user:password@host), so only characters that need no escaping.
@@ -80,10 +93,10 @@ def load_env(environ: dict[str, str]) -> StackEnv:
     problems: list[str] = []
 
     profiles = frozenset(p.strip() for p in get("COMPOSE_PROFILES").split(",") if p.strip())
-    unknown = sorted(profiles - set(EXPORTER_PROFILES))
+    unknown = sorted(profiles - set(EXPORTER_PROFILES) - {"demo"})
     if unknown:
         problems.append(f"COMPOSE_PROFILES has unknown profiles {', '.join(unknown)} "
-                        f"(known: {', '.join(sorted(EXPORTER_PROFILES))})")
+                        f"(known: {', '.join(sorted(EXPORTER_PROFILES))}, demo)")
 
     password = get("PROMETHEUS_PASSWORD")
     if not password:
@@ -131,7 +144,7 @@ def prometheus_web_config(env: StackEnv, rounds: int = 10) -> str:
 def prometheus_targets(env: StackEnv) -> dict[str, list[dict]]:
     """file_sd target lists by file name: one per exporter profile, and LiteLLM's own /metrics."""
     files = {}
-    for profile, (job, address) in EXPORTER_PROFILES.items():
+    for profile, (job, address) in EXPORTER_PROFILES.items():  # demo writes its own (demo_targets)
         files[f"{job}.json"] = [{"targets": [address]}] if profile in env.profiles else []
     litellm = []
     if "litellm" in env.profiles:
@@ -141,6 +154,15 @@ def prometheus_targets(env: StackEnv) -> dict[str, list[dict]]:
         litellm = [{"targets": [f"{parts.hostname}:{port}"],
                     "labels": {"__scheme__": parts.scheme, "__metrics_path__": path}}]
     files[f"{LITELLM_JOB}.json"] = litellm
+    return files
+
+
+def demo_targets() -> dict[str, list[dict]]:
+    """file_sd target lists of demo mode by file name; every series they give says simulated."""
+    labels = {"simulated": "true"}
+    files = {f"{job}{DEMO_SUFFIX}": [{"targets": [address], "labels": labels}]
+             for job, address in DEMO_EXPORTERS.items()}
+    files[f"{LITELLM_JOB}{DEMO_SUFFIX}"] = [{"targets": [DEMO_LITELLM], "labels": labels}]
     return files
 
 

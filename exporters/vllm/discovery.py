@@ -54,7 +54,7 @@ def parse_static_targets(raw: Sequence) -> list[Target]:
             name, url = entry.get("name"), entry["url"]
         else:
             raise ValueError(f"{where} must be a URL or a {{name, url}} table, got {entry!r}")
-        url = _check_url(str(url), where)
+        url = check_url(str(url), where)
         name = str(name) if name else urlsplit(url).netloc
         if name in names:
             raise ValueError(f"{where}: target name {name!r} is used twice (give each target a distinct name)")
@@ -63,7 +63,7 @@ def parse_static_targets(raw: Sequence) -> list[Target]:
     return targets
 
 
-def _check_url(url: str, where: str) -> str:
+def check_url(url: str, where: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{where}: {url!r} is not an http(s) base URL such as http://10.0.0.5:8000")

@@ -87,24 +87,24 @@ class TokenSettings:
 
 
 def write_config(tmp_path: Path, extra: str = "") -> Path:
-    text = (REPO / "config" / "settings.toml").read_text() + f'\n[probe]\nport = 9905\napi_key = ""\n{extra}'
+    text = (REPO / "config" / "settings.toml").read_text() + f'\n[token]\nport = 9905\napi_key = ""\n{extra}'
     (tmp_path / "settings.toml").write_text(text)
     return tmp_path
 
 
 def test_secrets_come_from_the_environment_keep_their_text_and_are_masked(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMWATCH_PROBE__API_KEY", "0123")  # TOML would read 123
-    s = S.load("probe", TokenSettings, known_sections=KNOWN_SECTIONS, config_dir=write_config(tmp_path))
+    monkeypatch.setenv("LLMWATCH_TOKEN__API_KEY", "0123")  # TOML would read 123
+    s = S.load("token", TokenSettings, known_sections=KNOWN_SECTIONS | {"token"}, config_dir=write_config(tmp_path))
     assert s.exporter.api_key == "0123"
     assert "0123" in s.secrets
-    shown = S.describe(s, "probe")
+    shown = S.describe(s, "token")
     assert "0123" not in shown and 'api_key = "********"' in shown
 
 
 def test_secrets_from_the_untracked_secrets_file(tmp_path):
     config = write_config(tmp_path)
-    (config / ".secrets.toml").write_text('[probe]\napi_key = "sk-from-file"\n')
-    s = S.load("probe", TokenSettings, known_sections=KNOWN_SECTIONS, config_dir=config)
+    (config / ".secrets.toml").write_text('[token]\napi_key = "sk-from-file"\n')
+    s = S.load("token", TokenSettings, known_sections=KNOWN_SECTIONS | {"token"}, config_dir=config)
     assert s.exporter.api_key == "sk-from-file"
 
 
@@ -113,8 +113,8 @@ def test_a_secret_in_the_committed_file_is_refused(tmp_path):
     text = (config / "settings.toml").read_text().replace('api_key = ""', 'api_key = "sk-committed"')
     (config / "settings.toml").write_text(text)
     with pytest.raises(S.SettingsError) as e:
-        S.load("probe", TokenSettings, known_sections=KNOWN_SECTIONS, config_dir=config)
-    assert e.value.problems == ["probe.api_key is a secret: set it in the environment (LLMWATCH_PROBE__API_KEY) "
+        S.load("token", TokenSettings, known_sections=KNOWN_SECTIONS | {"token"}, config_dir=config)
+    assert e.value.problems == ["token.api_key is a secret: set it in the environment (LLMWATCH_TOKEN__API_KEY) "
                                 "or config/.secrets.toml, not in settings.toml"]
 
 

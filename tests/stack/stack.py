@@ -28,7 +28,10 @@ import yaml
 
 from exporters.langfuse.fakelangfuse import FakeLangfuseServer, generate
 from exporters.litellm.fakelitellm import FakeLitellmServer
-from exporters.vllm.fakevllm import FakeVllmServer
+from exporters.demo.engine import LiveEngine
+from exporters.demo.servers import DemoVllmServer, litellm_router
+from exporters.simulator.config import MonoCluster
+from exporters.vllm.fakevllm import busy_engine
 from tests.fakes.cadvisor import FakeCadvisor
 from tests.procs import REPO, Process, exporter, free_port, wait_until
 
@@ -110,13 +113,18 @@ class Stack:
     def start(self) -> "Stack":
         enter = self.stack.enter_context
         now = datetime.now(timezone.utc).replace(tzinfo=None)
-        self.vllm = {"vllm-llama-3.1-70b": enter(FakeVllmServer("0.11.0")), "vllm-qwen3-32b": enter(FakeVllmServer("0.6.4"))}
-        self.litellm = enter(FakeLitellmServer(master_key=MASTER_KEY))
+        # simulated vLLM servers that also stream completions (for the probe), their figures kept
+        fast = MonoCluster(gpus=8, prefill_tokens_per_s=100000.0, decode_tokens_per_s=500.0)
+        self.vllm = {name: enter(DemoVllmServer(LiveEngine(busy_engine(), fast, gauges=False), version))
+                     for name, version in (("vllm-llama-3.1-70b", "0.11.0"), ("vllm-qwen3-32b", "0.6.4"))}
+        router = litellm_router({"llama-3.1-70b": self.vllm["vllm-llama-3.1-70b"],
+                                 "qwen3-32b": self.vllm["vllm-qwen3-32b"], "embed": self.vllm["vllm-qwen3-32b"]}, 0)
+        self.litellm = enter(FakeLitellmServer(master_key=MASTER_KEY, router=router))
         self.langfuse = enter(FakeLangfuseServer(self.langfuse_version, generate(now, traces=50)))
         self.cadvisor = enter(FakeCadvisor())
 
         ports = {name: free_port() for name in
-                 ("gpu", "vllm", "litellm", "langfuse", "insights", "node", "prometheus", "alertmanager")}
+                 ("gpu", "vllm", "litellm", "langfuse", "insights", "probe", "node", "prometheus", "alertmanager")}
         self.ports = ports
         log = lambda name: self.tmp / f"{name}.log"  # noqa: E731
         targets = [{"name": name, "url": server.url} for name, server in self.vllm.items()]
@@ -129,6 +137,10 @@ class Stack:
         enter(exporter("langfuse", ports["langfuse"], log("langfuse"),
                        {"LLMWATCH_LANGFUSE__URL": self.langfuse.url, "LLMWATCH_LANGFUSE__PUBLIC_KEY": "pk-lf-test",
                         "LLMWATCH_LANGFUSE__SECRET_KEY": "sk-lf-test", **self.langfuse_env}))
+        enter(exporter("probe", ports["probe"], log("probe"),
+                       {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": json.dumps(targets),
+                        "LLMWATCH_LITELLM__URL": self.litellm.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY,
+                        "LLMWATCH_PROBE__INTERVAL_SECONDS": "2"}))
         # Windows shortened to the stack test's minutes: advice over 1 minute, forecast over 5.
         enter(exporter("insights", ports["insights"], log("insights"),
                        {"LLMWATCH_INSIGHTS__PROMETHEUS_URL": f"http://127.0.0.1:{ports['prometheus']}",
@@ -142,7 +154,7 @@ class Stack:
 
         rendered = self.tmp / "stack-config"
         render_stack_config(rendered, {
-            "COMPOSE_PROFILES": "gpu,vllm,litellm,langfuse", "PROMETHEUS_PASSWORD": PASSWORD,
+            "COMPOSE_PROFILES": "gpu,vllm,litellm,langfuse,probe", "PROMETHEUS_PASSWORD": PASSWORD,
             "LITELLM_URL": self.litellm.url, "LITELLM_MASTER_KEY": MASTER_KEY,
             "ALERT_WEBHOOK_URL": f"{self.webhook.url}/alerts", "WATCHDOG_URL": f"{self.webhook.url}/watchdog"})
 
@@ -154,7 +166,8 @@ class Stack:
                      "vllm-exporter:9902": f"127.0.0.1:{ports['vllm']}",
                      "litellm-exporter:9901": f"127.0.0.1:{ports['litellm']}",
                      "langfuse-exporter:9903": f"127.0.0.1:{ports['langfuse']}",
-                     "insights-exporter:9904": f"127.0.0.1:{ports['insights']}"}
+                     "insights-exporter:9904": f"127.0.0.1:{ports['insights']}",
+                     "probe-exporter:9905": f"127.0.0.1:{ports['probe']}"}
         prometheus_dir = self.tmp / "prometheus"
         shutil.copytree(REPO / "config" / "prometheus" / "rules", prometheus_dir / "rules")
         shutil.copytree(rendered / "prometheus", prometheus_dir / "stack")

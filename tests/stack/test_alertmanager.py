@@ -105,7 +105,7 @@ def test_bad_values_are_named_and_nothing_is_written(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert lines == [
-        "llmwatch stack-config: COMPOSE_PROFILES has unknown profiles gpus (known: gpu, langfuse, litellm, vllm)",
+        "llmwatch stack-config: COMPOSE_PROFILES has unknown profiles gpus (known: gpu, langfuse, litellm, probe, vllm, demo)",
         "llmwatch stack-config: PROMETHEUS_PASSWORD must be at least 12 characters of A-Z a-z 0-9 . _ ~ -",
         "llmwatch stack-config: ALERT_WEBHOOK_URL must be an http:// or https:// URL, got 'hooks.example.com'",
         "llmwatch stack-config: ALERT_SMTP_FROM is needed to send e-mail to ALERT_EMAIL_TO",
@@ -122,7 +122,7 @@ def test_prometheus_files_follow_the_profiles_and_the_password(tmp_path):
     prometheus = tmp_path / "prometheus"
     targets = {p.name: json.loads(p.read_text()) for p in (prometheus / "targets").glob("*.json")}
     assert targets == {
-        "llmwatch-gpu.json": [], "llmwatch-langfuse.json": [],
+        "llmwatch-gpu.json": [], "llmwatch-langfuse.json": [], "llmwatch-probe.json": [],
         "llmwatch-vllm.json": [{"targets": ["vllm-exporter:9902"]}],
         "llmwatch-litellm.json": [{"targets": ["litellm-exporter:9901"]}],
         "litellm.json": [{"targets": ["gateway.internal:443"],

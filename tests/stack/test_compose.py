@@ -9,6 +9,7 @@ because the tests run without network access.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import tomllib
@@ -24,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 SETTINGS = tomllib.loads((REPO / "config" / "settings.toml").read_text())
-EXPORTER_PORTS = {"gpu": 9445, "vllm": 9902, "litellm": 9901, "langfuse": 9903}
+EXPORTER_PORTS = {"gpu": 9445, "vllm": 9902, "litellm": 9901, "langfuse": 9903, "probe": 9905}
 # Services that run until stopped (stack-config runs once at start-up).
 LONG_RUNNING = set(SERVICES) - {"stack-config"}
 
@@ -196,3 +197,37 @@ def test_insights_exporter_is_always_on_and_reads_prometheus_with_its_password()
     prometheus = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "llmwatch-insights")
     assert job["static_configs"] == [{"targets": ["insights-exporter:9904"]}]
+
+
+def test_demo_profile_runs_simulated_upstreams_and_an_exporter_of_each_kind(tmp_path):
+    from exporters.stack import __main__ as stack_main
+    from exporters.stack import render
+
+    demo = {name: s for name, s in SERVICES.items() if "demo" in s.get("profiles", [])}
+    assert set(demo) == {"demo"} | {a.split(":")[0] for a in render.DEMO_EXPORTERS.values()}
+    for job, address in render.DEMO_EXPORTERS.items():
+        name, port = address.split(":")
+        assert demo[name]["command"] == [job.removeprefix("llmwatch-")]
+        assert demo[name]["healthcheck"]["test"][-1] == port
+    assert "prometheus-stack:/out/prometheus" in demo["demo"]["volumes"]
+    assert demo["demo"]["depends_on"] == {"stack-config": {"condition": "service_completed_successfully"}}
+    entry = demo["demo"]["entrypoint"]
+    assert entry[entry.index("--targets-dir") + 1] == "/out/prometheus/targets"
+    # every demo target file matches a job's file_sd glob in prometheus.yml
+    config = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
+    globs = {job["job_name"]: job["file_sd_configs"][0]["files"][0] for job in config["scrape_configs"]
+             if "file_sd_configs" in job}
+    for name in render.demo_targets():
+        job = name.removesuffix(render.DEMO_SUFFIX)
+        assert fnmatch.fnmatch(f"stack/targets/{name}", globs[job]), (name, globs[job])
+    # a stale demo file is removed by the next stack-config run, and COMPOSE_PROFILES=demo is valid
+    stale = tmp_path / "prometheus" / "targets" / "llmwatch-gpu-demo.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("[]")
+    env = {"COMPOSE_PROFILES": "demo", "PROMETHEUS_PASSWORD": "long-enough-password"}
+    with pytest.MonkeyPatch.context() as m:
+        for key, value in env.items():
+            m.setenv(key, value)
+        assert stack_main.main(["--out", str(tmp_path)]) == 0
+    assert not stale.exists()
+    assert json.loads((tmp_path / "prometheus" / "targets" / "llmwatch-gpu.json").read_text()) == []

@@ -32,10 +32,10 @@ def checkout(tmp_path: Path) -> Path:
     return root
 
 
-def up(root: Path, runtimes: str = '{"nvidia":{},"runc":{}}') -> subprocess.CompletedProcess:
+def up(root: Path, runtimes: str = '{"nvidia":{},"runc":{}}', *args: str) -> subprocess.CompletedProcess:
     env = {"PATH": f"{root.parent / 'bin'}:/usr/bin:/bin", "DOCKER_CALLS": str(root.parent / "calls"),
            "FAKE_RUNTIMES": runtimes, "HOME": str(root.parent)}
-    return subprocess.run(["bash", "scripts/up"], cwd=root, capture_output=True, text=True, env=env)
+    return subprocess.run(["bash", "scripts/up", *args], cwd=root, capture_output=True, text=True, env=env)
 
 
 def env_file(root: Path) -> dict[str, str]:
@@ -79,8 +79,18 @@ def test_without_the_nvidia_runtime_the_gpu_exporter_is_left_out(tmp_path):
     result = up(root, runtimes='{"runc":{}}')
     assert result.returncode == 0, result.stderr
     assert "no 'nvidia' runtime; starting without the GPU exporter" in result.stderr
-    assert "COMPOSE_PROFILES=vllm,litellm,langfuse" in (tmp_path / "calls").read_text()
-    assert env_file(root)["COMPOSE_PROFILES"] == "gpu,vllm,litellm,langfuse"  # .env itself is not changed
+    assert "COMPOSE_PROFILES=vllm,litellm,langfuse,probe" in (tmp_path / "calls").read_text()
+    assert env_file(root)["COMPOSE_PROFILES"] == "gpu,vllm,litellm,langfuse,probe"  # .env itself is not changed
+
+
+def test_demo_runs_the_demo_profile_only_and_leaves_env_alone(tmp_path):
+    root = checkout(tmp_path)
+    result = up(root, '{"runc":{}}', "--demo")
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "COMPOSE_PROFILES=demo " in calls.replace("\n", " ") and "--demo" not in calls
+    assert "no 'nvidia' runtime" not in result.stderr
+    assert env_file(root)["COMPOSE_PROFILES"] == "gpu,vllm,litellm,langfuse,probe"
 
 
 def test_without_docker_it_says_so(tmp_path):

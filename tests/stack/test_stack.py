@@ -15,7 +15,7 @@ from tests.stack.stack import NOT_RUNNABLE_HERE, Stack
 pytestmark = pytest.mark.integration
 
 EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "cadvisor", "llmwatch-gpu", "llmwatch-vllm", "llmwatch-insights",
-                 "llmwatch-litellm", "llmwatch-langfuse", "litellm"}
+                 "llmwatch-litellm", "llmwatch-langfuse", "llmwatch-probe", "litellm"}
 
 
 @pytest.fixture(scope="module")

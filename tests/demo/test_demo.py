@@ -1,0 +1,116 @@
+"""Demo mode: the live queueing model, the simulated upstreams together, the CLI's target files."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from exporters.core.fetch import Fetcher
+from exporters.demo import ENGINES, MASTER_KEY, Demo
+from exporters.demo.engine import LiveEngine
+from exporters.gpu.fakenvml import http_loads, simulated_node
+from exporters.simulator.config import MonoCluster
+from exporters.vllm.collector import VllmExporter, vllm_fetcher
+from exporters.vllm.discovery import Target
+from exporters.vllm.fakevllm import Engine
+from tests.procs import REPO, Process, render, value, wait_until
+
+
+def test_requests_queue_fifo_for_slots_as_the_simulator_models_them():
+    # one slot; prefill 50 tokens at 1000/s = 0.05 s, decode 100/s: 5 tokens take 0.01 s each
+    live = LiveEngine(Engine(model_name="m"), MonoCluster(gpus=1, prefill_tokens_per_s=1000.0, decode_tokens_per_s=100.0))
+    firsts: dict[int, float] = {}
+    start = time.monotonic()
+
+    def client(i: int) -> None:
+        for k in live.tokens(50, 5):
+            if k == 0:
+                firsts[i] = time.monotonic() - start
+
+    first = threading.Thread(target=client, args=(0,))
+    first.start()
+    time.sleep(0.01)  # the second arrives while the first holds the slot
+    second = threading.Thread(target=client, args=(1,))
+    second.start()
+    first.join(), second.join()
+    # first: prefill + one decode step; second: waits for the first's 0.05 + 0.05 s, then the same
+    assert firsts[0] == pytest.approx(0.06, abs=0.01)
+    assert firsts[1] == pytest.approx(0.10 + 0.06, abs=0.015)
+    queue = live.engine.histograms["queue"]
+    assert queue.count == 2 and queue.sum == pytest.approx(0.09, abs=0.015)
+    assert live.engine.running == 0 and live.engine.waiting == 0
+
+
+def test_an_abandoned_stream_frees_its_slot_and_counts_as_aborted():
+    live = LiveEngine(Engine(model_name="m"), MonoCluster(gpus=1, prefill_tokens_per_s=1e6, decode_tokens_per_s=1e4))
+    tokens = live.tokens(10, 100)
+    next(tokens)
+    tokens.close()
+    assert live.engine.finished["abort"] == 1 and live.engine.running == 0
+    assert list(live.tokens(10, 3)) == [0, 1, 2]
+
+
+def test_the_demo_serves_every_upstream_and_the_gpus_follow_its_traffic():
+    with contextlib.closing(Demo(fixed_ports=False).start()) as demo:
+        urls = demo.urls()
+        # a burst through the simulated LiteLLM to the llama group keeps its engine busy
+        def request():
+            with httpx.stream("POST", urls["litellm"] + "/v1/chat/completions",
+                              headers={"Authorization": f"Bearer {MASTER_KEY}"},
+                              json={"model": "llama-3.1-70b", "messages": [{"role": "user", "content": "hi"}],
+                                    "max_tokens": 30, "ignore_eos": True, "stream": True}, timeout=10) as r:
+                assert r.status_code == 200
+                return sum(1 for line in r.iter_lines() if line.startswith("data: {"))
+        threads = [threading.Thread(target=request) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        loads = json.loads(httpx.get(urls["status"] + "/load").text)
+        assert loads["vllm-llama-3.1-70b"] > 0 and loads["vllm-embed"] == 0
+
+        node = simulated_node()
+        node.load_source = http_loads(urls["status"] + "/load")
+        node.nvmlInit()
+        node.nvmlDeviceGetCount()
+        llama_gpu = ENGINES[0]
+        assert abs(node.gpus[0].util_gpu - 100 * loads[llama_gpu.container]) <= 5  # the load moves on meanwhile
+        assert node.gpus[6].util_gpu == 1  # vllm-embed idle: 1 %, its memory still held
+        assert node.gpus[6].memory_used > 0
+
+        # the vLLM exporter reads all three, the old one normalised to the newest names
+        targets = [Target(spec.container, urls[spec.container], "static") for spec in ENGINES]
+        exporter = VllmExporter(static_targets=targets, discovery=None, fetcher=vllm_fetcher(1 << 24), budget=5.0,
+                                prefixes=("vllm:",), metadata_seconds=60, health_seconds=10, lora_limit=5)
+        with contextlib.closing(exporter):
+            text = render(exporter)
+        assert value(text, "vllm:e2e_request_latency_seconds_count", container="vllm-llama-3.1-70b") == 4
+        assert value(text, "vllm:kv_cache_usage_perc", container="vllm-embed") == 0  # from gpu_cache_usage_perc
+        assert 'vllm_version="0.6.4"' in text
+        spend = httpx.get(urls["litellm"] + "/metrics").text
+        assert 'requested_model="llama-3.1-70b"' in spend
+
+
+def test_the_demo_command_writes_its_prometheus_targets_and_removes_them(tmp_path):
+    targets = tmp_path / "targets"
+    demo = Process([str(REPO / ".venv" / "bin" / "python"), "-m", "exporters", "demo", "--targets-dir", str(targets)],
+                   tmp_path / "demo.log")
+    try:
+        wait_until(lambda: httpx.get("http://127.0.0.1:8000/").status_code == 200, 20, "the demo's status page")
+        files = sorted(p.name for p in targets.iterdir())
+        assert files == ["litellm-demo.json", "llmwatch-gpu-demo.json", "llmwatch-langfuse-demo.json",
+                         "llmwatch-litellm-demo.json", "llmwatch-probe-demo.json", "llmwatch-vllm-demo.json"]
+        gpu = json.loads((targets / "llmwatch-gpu-demo.json").read_text())
+        assert gpu == [{"targets": ["demo-gpu-exporter:9445"], "labels": {"simulated": "true"}}]
+        assert "SIMULATED" in httpx.get("http://127.0.0.1:8000/").text
+        demo.proc.send_signal(signal.SIGTERM)
+        assert demo.proc.wait(10) == 0
+        assert list(targets.iterdir()) == []
+    finally:
+        demo.stop()
