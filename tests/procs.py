@@ -13,7 +13,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.core.http import render_text
+from llmwatch.core.http import render_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,10 +92,16 @@ class Process:
         self.stop()
 
 
-def exporter(name: str, port: int, log: Path, env: dict[str, str] | None = None) -> Process:
+# The GPU exporter over the simulated 8xH200 node, as the demo runs it.
+SIMULATED_GPU = ("demo", "--role", "gpu")
+
+
+def exporter(name: str, port: int, log: Path, env: dict[str, str] | None = None,
+             command: tuple[str, ...] = ()) -> Process:
+    """``llmwatch <name>`` (or ``llmwatch <command...>``) with ``[name]``'s port set, once /health answers."""
     env = {"LLMWATCH_COMMON__LISTEN_ADDRESS": "127.0.0.1", f"LLMWATCH_{name.upper()}__PORT": str(port),
            "PYTHONUNBUFFERED": "1", **(env or {})}
-    proc = Process([sys.executable, "-m", "exporters", name], log, env)
+    proc = Process([sys.executable, "-m", "llmwatch", *(command or (name,))], log, env)
     try:
         wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
                    or proc.proc.poll() is not None, 30, f"{name} exporter /health")

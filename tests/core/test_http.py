@@ -7,8 +7,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
-from exporters.core.http import start_server
-from exporters.core.scrape import ExporterCollector
+from llmwatch.core.http import start_server
+from llmwatch.core.scrape import ExporterCollector
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_metrics_health_and_landing_page(server):
 
 
 def test_container_healthcheck_probe(server):
-    from exporters.core.health import main
+    from llmwatch.core.health import main
     from tests.procs import free_port
 
     assert main(["health", server.rsplit(":", 1)[1]]) == 0

@@ -1,7 +1,7 @@
 import io
 import logging
 
-from exporters.core.logs import configure
+from llmwatch.core.logs import configure
 
 
 def test_key_value_lines_quote_and_redact_secrets():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from exporters.core import settings as S
-from exporters.core.cli import KNOWN_SECTIONS
-from exporters.gpu import GpuSettings
+from llmwatch.core import settings as S
+from llmwatch.exporters import known_sections
+from llmwatch.exporters.gpu import GpuSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,7 @@ def clean_env(monkeypatch):
 
 
 def load_gpu(**kw):
-    return S.load("gpu", GpuSettings, known_sections=KNOWN_SECTIONS, **kw)
+    return S.load("gpu", GpuSettings, known_sections=known_sections(), **kw)
 
 
 def problems(**kw) -> list[str]:
@@ -94,7 +94,7 @@ def write_config(tmp_path: Path, extra: str = "") -> Path:
 
 def test_secrets_come_from_the_environment_keep_their_text_and_are_masked(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMWATCH_TOKEN__API_KEY", "0123")  # TOML would read 123
-    s = S.load("token", TokenSettings, known_sections=KNOWN_SECTIONS | {"token"}, config_dir=write_config(tmp_path))
+    s = S.load("token", TokenSettings, known_sections=known_sections() | {"token"}, config_dir=write_config(tmp_path))
     assert s.exporter.api_key == "0123"
     assert "0123" in s.secrets
     shown = S.describe(s, "token")
@@ -104,7 +104,7 @@ def test_secrets_come_from_the_environment_keep_their_text_and_are_masked(tmp_pa
 def test_secrets_from_the_untracked_secrets_file(tmp_path):
     config = write_config(tmp_path)
     (config / ".secrets.toml").write_text('[token]\napi_key = "sk-from-file"\n')
-    s = S.load("token", TokenSettings, known_sections=KNOWN_SECTIONS | {"token"}, config_dir=config)
+    s = S.load("token", TokenSettings, known_sections=known_sections() | {"token"}, config_dir=config)
     assert s.exporter.api_key == "sk-from-file"
 
 
@@ -113,14 +113,14 @@ def test_a_secret_in_the_committed_file_is_refused(tmp_path):
     text = (config / "settings.toml").read_text().replace('api_key = ""', 'api_key = "sk-committed"')
     (config / "settings.toml").write_text(text)
     with pytest.raises(S.SettingsError) as e:
-        S.load("token", TokenSettings, known_sections=KNOWN_SECTIONS | {"token"}, config_dir=config)
+        S.load("token", TokenSettings, known_sections=known_sections() | {"token"}, config_dir=config)
     assert e.value.problems == ["token.api_key is a secret: set it in the environment (LLMWATCH_TOKEN__API_KEY) "
                                 "or config/.secrets.toml, not in settings.toml"]
 
 
 def run_cli(*args, env=None):
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLMWATCH_")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "exporters", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "llmwatch", *args], capture_output=True, text=True,
                           env=full_env, cwd=REPO, timeout=60)
 
 

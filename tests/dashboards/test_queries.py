@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from exporters.langfuse.fakelangfuse import generate
+from llmwatch.simulation.langfuse import generate
 from tests.conftest import require_binary
 from tests.dashboards.boards import expand, load, panels, prometheus_regex, queries, variable_names
 from tests.procs import wait_until

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 import yaml
 
-from exporters.dashboards import BOARDS, FOLDER, render
-from exporters.dashboards import __main__ as dashboards_main
+from llmwatch.tools.dashboards import BOARDS, FOLDER, render
+from llmwatch.tools.dashboards import cli as dashboards_main
 from tests.dashboards.boards import DASHBOARDS, BUILTINS, expand, load, panels, queries, referenced, variable_names
 from tests.procs import REPO
 
@@ -32,7 +32,7 @@ def every_panel():
 
 def test_the_committed_json_is_what_the_code_builds(tmp_path):
     assert set(BOARDS_ON_DISK) == set(render()), "a dashboard file was added or removed by hand"
-    assert dashboards_main.main(["--check"]) == 0, "run: python -m exporters.dashboards"
+    assert dashboards_main.main(["--check"]) == 0, "run: llmwatch dashboards"
     # --check fails on a stale file and the writer repairs it
     out = tmp_path / "dashboards"
     assert dashboards_main.main(["--out", str(out)]) == 0

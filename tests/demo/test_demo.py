@@ -11,14 +11,14 @@ import time
 import httpx
 import pytest
 
-from exporters.core.fetch import Fetcher
-from exporters.demo import ENGINES, MASTER_KEY, Demo
-from exporters.demo.engine import LiveEngine
-from exporters.gpu.fakenvml import http_loads, simulated_node
-from exporters.simulator.config import MonoCluster
-from exporters.vllm.collector import VllmExporter, vllm_fetcher
-from exporters.vllm.discovery import Target
-from exporters.vllm.fakevllm import Engine
+from llmwatch.core.fetch import Fetcher
+from llmwatch.simulation.demo import ENGINES, MASTER_KEY, Demo
+from llmwatch.simulation.demo.engine import LiveEngine
+from llmwatch.simulation.nvml import http_loads, simulated_node
+from llmwatch.queueing.config import MonoCluster
+from llmwatch.exporters.vllm.collector import VllmExporter, vllm_fetcher
+from llmwatch.upstreams.vllm_discovery import Target
+from llmwatch.simulation.vllm import Engine
 from tests.procs import REPO, Process, render, value, wait_until
 
 
@@ -99,7 +99,7 @@ def test_the_demo_serves_every_upstream_and_the_gpus_follow_its_traffic():
 
 def test_the_demo_command_writes_its_prometheus_targets_and_removes_them(tmp_path):
     targets = tmp_path / "targets"
-    demo = Process([str(REPO / ".venv" / "bin" / "python"), "-m", "exporters", "demo", "--targets-dir", str(targets)],
+    demo = Process([str(REPO / ".venv" / "bin" / "python"), "-m", "llmwatch", "demo", "--targets-dir", str(targets)],
                    tmp_path / "demo.log")
     try:
         wait_until(lambda: httpx.get("http://127.0.0.1:8000/").status_code == 200, 20, "the demo's status page")

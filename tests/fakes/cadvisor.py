@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from exporters.core.fakeserver import FakeServer, exposition
+from llmwatch.simulation.server import FakeServer, exposition
 
 
 @dataclass

@@ -11,7 +11,7 @@ import base64
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from exporters.core.fakeserver import FakeServer
+from llmwatch.simulation.server import FakeServer
 
 Rows = list[tuple[dict[str, str], float]]
 

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 
-from exporters.core.fakeserver import CutStream, FakeServer
+from llmwatch.simulation.server import CutStream, FakeServer
 
 CUT = object()
 

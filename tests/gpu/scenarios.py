@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pynvml as P
 
-from exporters.gpu.collector import GpuExporter
-from exporters.gpu.containers import ContainerResolver
-from exporters.gpu.fakenvml import FakeNvml, busy, h100, h200, h200_node
+from llmwatch.exporters.gpu.collector import GpuExporter
+from llmwatch.exporters.gpu.containers import ContainerResolver
+from llmwatch.simulation.nvml import FakeNvml, busy, h100, h200, h200_node
 from tests.procs import render
 
 WALL_TIME = 1_795_000_000.0  # XID timestamps in golden files

@@ -8,7 +8,7 @@ import pynvml as P
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.gpu.fakenvml import FakeNvml, busy, h100, h200, h200_node
+from llmwatch.simulation.nvml import FakeNvml, busy, h100, h200, h200_node
 from tests.gpu.scenarios import make_exporter, render, serving_node
 
 

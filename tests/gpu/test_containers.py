@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from exporters.gpu.containers import HOST, UNKNOWN, ContainerResolver, container_id_from_cgroup, docker_lookup
+from llmwatch.exporters.gpu.containers import HOST, UNKNOWN, ContainerResolver, container_id_from_cgroup, docker_lookup
 from tests.fakes.docker_engine import FakeDockerEngine, container
 from tests.gpu.scenarios import write_proc
 

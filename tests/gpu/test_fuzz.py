@@ -6,7 +6,7 @@ import pynvml as P
 from hypothesis import HealthCheck, given, settings, strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.gpu.fakenvml import FakeNvml, h200
+from llmwatch.simulation.nvml import FakeNvml, h200
 from tests.gpu.scenarios import make_exporter, render
 
 CALLS = ["nvmlDeviceGetUtilizationRates", "nvmlDeviceGetMemoryInfo", "memory_v2", "nvmlDeviceGetTemperatureV",

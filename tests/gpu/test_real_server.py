@@ -8,16 +8,16 @@ import httpx
 import pytest
 
 from tests.conftest import require_binary
-from tests.procs import Process, exporter, free_port, wait_until
+from tests.procs import SIMULATED_GPU, Process, exporter, free_port, wait_until
 
 pytestmark = pytest.mark.integration
-SIMULATED = {"LLMWATCH_GPU__SIMULATE": "true", "LLMWATCH_GPU__CONTAINERS": "false"}
+NO_CONTAINERS = {"LLMWATCH_GPU__CONTAINERS": "false"}
 
 
 @pytest.fixture
 def gpu_exporter(tmp_path):
     port = free_port()
-    with exporter("gpu", port, tmp_path / "gpu.log", SIMULATED) as proc:
+    with exporter("gpu", port, tmp_path / "gpu.log", NO_CONTAINERS, command=SIMULATED_GPU) as proc:
         yield f"127.0.0.1:{port}", proc
 
 

@@ -1,6 +1,6 @@
 """Named insights situations, shared by the golden tests and the metric-catalog test.
 
-The node is the simulated 8xH200 box of the GPU exporter's demo (exporters.gpu.fakenvml):
+The node is the simulated 8xH200 box of the GPU exporter's demo (llmwatch.simulation.nvml):
 llama-3.1-70b on GPUs 0-3 with a nearly full KV cache, qwen3-32b on GPUs 4-5 doing fine,
 an embedding model idling on GPU 6 (small enough to move beside qwen3-32b), GPU 7 unused.
 Prometheus is a canned /api/v1/query (tests/fakes/prometheus.py); the clock is fixed.
@@ -13,9 +13,9 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
-from exporters.insights import InsightsSettings
-from exporters.insights.collector import InsightsExporter, forecast_queries, queries
-from exporters.insights.prometheus import PrometheusSource
+from llmwatch.exporters.insights import InsightsSettings
+from llmwatch.exporters.insights.collector import InsightsExporter, forecast_queries, queries
+from llmwatch.exporters.insights.prometheus import PrometheusSource
 from tests.fakes.prometheus import FakePrometheus, Rows
 from tests.procs import dead_url, render
 

@@ -6,12 +6,12 @@ import json
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from exporters.core.cli import KNOWN_SECTIONS
-from exporters.core.settings import SettingsError, load
-from exporters.insights import InsightsSettings, analysis, parse_prices
-from exporters.insights.analysis import Advice, Gpu, Load, Server, Thresholds
-from exporters.insights.collector import queries
-from exporters.insights.prometheus import QueryFailed, parse_vector
+from llmwatch.exporters import known_sections
+from llmwatch.core.settings import SettingsError, load
+from llmwatch.exporters.insights import InsightsSettings, analysis, parse_prices
+from llmwatch.exporters.insights.analysis import Advice, Gpu, Load, Server, Thresholds
+from llmwatch.exporters.insights.collector import queries
+from llmwatch.exporters.insights.prometheus import QueryFailed, parse_vector
 from tests.fakes.prometheus import FakePrometheus
 from tests.insights.scenarios import NOW, make, node_answers
 from tests.procs import render, samples
@@ -46,7 +46,7 @@ def test_bad_price_tables_are_named(bad, message):
 def test_a_bad_price_table_in_the_environment_is_reported(monkeypatch):
     monkeypatch.setenv("LLMWATCH_INSIGHTS__GPU_PRICES", '[{match = "H100", dollars = 5}]')
     with pytest.raises(SettingsError) as e:
-        load("insights", InsightsSettings, known_sections=KNOWN_SECTIONS)
+        load("insights", InsightsSettings, known_sections=known_sections())
     assert any("insights.gpu_prices (env LLMWATCH_INSIGHTS__GPU_PRICES)" in p for p in e.value.problems)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 
-from exporters.langfuse.fakelangfuse import Dataset
+from llmwatch.simulation.langfuse import Dataset
 
 SCHEMA = Path(__file__).with_name("schema_v2.sql")
 

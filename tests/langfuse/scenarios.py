@@ -10,11 +10,11 @@ import contextlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from exporters.core.fetch import Fetcher
-from exporters.langfuse.api import basic_auth
-from exporters.langfuse.collector import LangfuseExporter
-from exporters.langfuse.fakelangfuse import Dataset, FakeLangfuseServer, generate
-from exporters.langfuse.totals import Totals
+from llmwatch.core.fetch import Fetcher
+from llmwatch.exporters.langfuse.api import basic_auth
+from llmwatch.exporters.langfuse.collector import LangfuseExporter
+from llmwatch.simulation.langfuse import Dataset, FakeLangfuseServer, generate
+from llmwatch.exporters.langfuse.totals import Totals
 from tests.fakes.postgres import shared
 from tests.langfuse.database import create_schema, load
 from tests.procs import dead_url, render

@@ -11,8 +11,8 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from exporters.langfuse import postgres as pg
-from exporters.langfuse.fakelangfuse import Dataset, FakeLangfuseServer, generate
+from llmwatch.exporters.langfuse import postgres as pg
+from llmwatch.simulation.langfuse import Dataset, FakeLangfuseServer, generate
 from tests.langfuse.database import load
 from tests.langfuse.scenarios import NOW, dataset, make_exporter, v2_database
 from tests.procs import render, samples, value

@@ -7,10 +7,10 @@ import json
 from hypothesis import given, settings, strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.core.fetch import Reply
-from exporters.langfuse import api
-from exporters.langfuse.collector import LangfuseExporter
-from exporters.langfuse.totals import SourceError
+from llmwatch.core.fetch import Reply
+from llmwatch.exporters.langfuse import api
+from llmwatch.exporters.langfuse.collector import LangfuseExporter
+from llmwatch.exporters.langfuse.totals import SourceError
 from tests.langfuse.scenarios import NOW
 from tests.procs import render
 

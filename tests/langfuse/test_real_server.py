@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from exporters.langfuse.fakelangfuse import FakeLangfuseServer
+from llmwatch.simulation.langfuse import FakeLangfuseServer
 from tests.conftest import require_binary
 from tests.langfuse.scenarios import dataset, v2_database
 from tests.procs import REPO, exporter, free_port
@@ -71,7 +71,7 @@ def test_v4_exporter_process_reads_the_api_with_keys_from_the_environment(tmp_pa
 
 def test_check_config_masks_the_secrets_and_rejects_a_bad_database_url():
     def check(extra):
-        return subprocess.run([sys.executable, "-m", "exporters", "langfuse", "--check-config"], cwd=REPO,
+        return subprocess.run([sys.executable, "-m", "llmwatch", "langfuse", "--check-config"], cwd=REPO,
                               capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **extra})
 
     ok = check({"LLMWATCH_LANGFUSE__DATABASE_URL": "postgresql://reader:pw-4411@db/langfuse",

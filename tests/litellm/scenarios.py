@@ -1,6 +1,6 @@
 """Named LiteLLM situations, shared by the golden tests and the metric-catalog test.
 
-Each runs the exporter against a simulated proxy (exporters.litellm.fakelitellm) and returns the
+Each runs the exporter against a simulated proxy (llmwatch.simulation.litellm) and returns the
 /metrics text of its last scrape. The day is fixed, so "today's" 429s are repeatable.
 """
 
@@ -10,9 +10,9 @@ import contextlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from exporters.core.fetch import Fetcher
-from exporters.litellm.collector import LitellmExporter
-from exporters.litellm.fakelitellm import FakeLitellmServer
+from llmwatch.core.fetch import Fetcher
+from llmwatch.exporters.litellm.collector import LitellmExporter
+from llmwatch.simulation.litellm import FakeLitellmServer
 from tests.procs import dead_url, render
 
 TODAY = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from exporters.litellm.fakelitellm import FakeLitellmServer, key, sample_state
+from llmwatch.simulation.litellm import FakeLitellmServer, key, sample_state
 from tests.litellm.scenarios import make_exporter
 from tests.procs import render, samples, value
 
@@ -90,13 +90,13 @@ class Records(logging.Handler):
 def test_more_keys_than_max_rows_are_counted_but_left_out_with_a_warning():
     state = sample_state(keys=250)
     records = Records()
-    logging.getLogger("exporters.litellm").addHandler(records)
+    logging.getLogger("llmwatch.exporters.litellm").addHandler(records)
     try:
         with FakeLitellmServer(state=state) as server, contextlib.closing(
                 make_exporter(server.url, max_rows=200)) as exporter:
             text = render(exporter)
     finally:
-        logging.getLogger("exporters.litellm").removeHandler(records)
+        logging.getLogger("llmwatch.exporters.litellm").removeHandler(records)
     assert routes(server).count("/key/list") == 2
     assert value(text, "llmwatch_litellm_entities", kind="key") == 250
     assert sum(value(text, "llmwatch_litellm_keys", state=s) for s in ("active", "blocked", "expired")) == 200

@@ -7,10 +7,10 @@ import json
 from hypothesis import HealthCheck, given, settings, strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.core.fetch import Reply
-from exporters.litellm import payloads
-from exporters.litellm.collector import LitellmExporter
-from exporters.litellm.fakelitellm import FakeLitellmServer, sample_state
+from llmwatch.core.fetch import Reply
+from llmwatch.exporters.litellm import payloads
+from llmwatch.exporters.litellm.collector import LitellmExporter
+from llmwatch.simulation.litellm import FakeLitellmServer, sample_state
 from tests.litellm.scenarios import TODAY
 from tests.procs import render
 

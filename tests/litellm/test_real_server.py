@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from exporters.litellm.fakelitellm import FakeLitellmServer
+from llmwatch.simulation.litellm import FakeLitellmServer
 from tests.conftest import require_binary
 from tests.procs import REPO, exporter, free_port
 
@@ -45,7 +45,7 @@ def test_a_wrong_key_is_logged_as_an_auth_problem_without_the_key(tmp_path):
 
 
 def test_check_config_masks_the_key_and_rejects_a_bad_url():
-    run = lambda extra: subprocess.run([sys.executable, "-m", "exporters", "litellm", "--check-config"], cwd=REPO,
+    run = lambda extra: subprocess.run([sys.executable, "-m", "llmwatch", "litellm", "--check-config"], cwd=REPO,
                                        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **extra})
     ok = run({"LLMWATCH_LITELLM__MASTER_KEY": "sk-secret-77"})
     assert ok.returncode == 0, ok.stderr

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.demo.engine import LiveEngine
-from exporters.demo.servers import DemoVllmServer
-from exporters.loadgen import cli
-from exporters.loadgen.run import plan, prompt_text
-from exporters.simulator.config import MonoCluster, load
-from exporters.simulator.engine import workload
-from exporters.vllm.fakevllm import Engine
+from llmwatch.simulation.demo.engine import LiveEngine
+from llmwatch.simulation.demo.servers import DemoVllmServer
+from llmwatch.tools.loadgen import cli
+from llmwatch.tools.loadgen.run import plan, prompt_text
+from llmwatch.queueing.config import MonoCluster, load
+from llmwatch.queueing.engine import workload
+from llmwatch.simulation.vllm import Engine
 from tests.fakes.streaming import CUT, ScriptedStreamServer, openai_events
 from tests.procs import REPO
 

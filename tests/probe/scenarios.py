@@ -12,15 +12,15 @@ import itertools
 import re
 from pathlib import Path
 
-from exporters.demo.engine import LiveEngine
-from exporters.demo.servers import DemoVllmServer, litellm_router
-from exporters.litellm.fakelitellm import FakeLitellmServer
-from exporters.probe import StaticTarget
-from exporters.probe.collector import ProbeExporter
-from exporters.probe.targets import TargetSource
-from exporters.simulator.config import MonoCluster
-from exporters.vllm.discovery import Target
-from exporters.vllm.fakevllm import Engine
+from llmwatch.simulation.demo.engine import LiveEngine
+from llmwatch.simulation.demo.servers import DemoVllmServer, litellm_router
+from llmwatch.simulation.litellm import FakeLitellmServer
+from llmwatch.exporters.probe import StaticTarget
+from llmwatch.exporters.probe.collector import ProbeExporter
+from llmwatch.exporters.probe.targets import TargetSource
+from llmwatch.queueing.config import MonoCluster
+from llmwatch.upstreams.vllm_discovery import Target
+from llmwatch.simulation.vllm import Engine
 from tests.fakes.streaming import CUT, ScriptedStreamServer, openai_events
 from tests.procs import dead_url, render
 

@@ -6,11 +6,11 @@ import contextlib
 
 import pytest
 
-from exporters.core import settings as settings_mod
-from exporters.core.cli import KNOWN_SECTIONS
-from exporters.probe import ALSO, SETTINGS, StaticTarget, build, parse_targets
-from exporters.probe.collector import ProbeExporter
-from exporters.probe.targets import TargetSource
+from llmwatch.core import settings as settings_mod
+from llmwatch.exporters import known_sections
+from llmwatch.exporters.probe import READS, ProbeSettings, StaticTarget, build, parse_targets
+from llmwatch.exporters.probe.collector import ProbeExporter
+from llmwatch.exporters.probe.targets import TargetSource
 from tests.fakes.streaming import ScriptedStreamServer, openai_events
 from tests.probe.scenarios import TGI
 from tests.procs import render, value
@@ -98,7 +98,7 @@ def test_settings_follow_the_vllm_and_litellm_sections_and_keys_come_from_the_en
         monkeypatch.setenv("LLMWATCH_PROBE__TARGETS",
                            f'[{{name = "tgi", url = "{tgi.url}", api = "tgi", api_key_env = "TGI_TOKEN"}}]')
         monkeypatch.setenv("TGI_TOKEN", "hf-secret")
-        loaded = settings_mod.load("probe", SETTINGS, known_sections=KNOWN_SECTIONS, also=ALSO)
+        loaded = settings_mod.load("probe", ProbeSettings, known_sections=known_sections(), reads=READS)
         with contextlib.closing(build(loaded)) as probe:
             assert probe.wait_for(lambda e: e.probes_done >= 3, 10)
             text = render(probe)
@@ -127,6 +127,6 @@ def test_bad_settings_fail_at_start_naming_the_key(monkeypatch):
     monkeypatch.setenv("LLMWATCH_PROBE__TARGETS", '[{name = "x", url = "http://h:1", api = "soap"}]')
     monkeypatch.setenv("LLMWATCH_PROBE__MAX_TOKENS", "0")
     with pytest.raises(settings_mod.SettingsError) as caught:
-        settings_mod.load("probe", SETTINGS, known_sections=KNOWN_SECTIONS, also=ALSO)
+        settings_mod.load("probe", ProbeSettings, known_sections=known_sections(), reads=READS)
     problems = "\n".join(caught.value.problems)
     assert "probe.max_tokens (env LLMWATCH_PROBE__MAX_TOKENS) must be >= 2" in problems

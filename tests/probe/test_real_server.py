@@ -8,7 +8,7 @@ import subprocess
 import httpx
 import pytest
 
-from exporters.demo import ENGINES, MASTER_KEY, Demo
+from llmwatch.simulation.demo import ENGINES, MASTER_KEY, Demo
 from tests.conftest import require_binary
 from tests.procs import exporter, free_port, samples, wait_until
 

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from hypothesis import given, strategies as st
 
-from exporters.demo.engine import LiveEngine
-from exporters.demo.servers import DemoVllmServer
-from exporters.probe import stream as s
-from exporters.simulator.config import MonoCluster
-from exporters.vllm.fakevllm import Engine
+from llmwatch.simulation.demo.engine import LiveEngine
+from llmwatch.simulation.demo.servers import DemoVllmServer
+from llmwatch.upstreams import streaming as s
+from llmwatch.queueing.config import MonoCluster
+from llmwatch.simulation.vllm import Engine
 from tests.fakes.streaming import CUT, ScriptedStreamServer, openai_events
 
 

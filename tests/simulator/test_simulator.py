@@ -8,9 +8,9 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from exporters.core.cli import main as cli_main
-from exporters.simulator import capacity, engine
-from exporters.simulator.config import ConfigError, TokenDist, parse
+from llmwatch.cli import main as cli_main
+from llmwatch.queueing import capacity, engine
+from llmwatch.queueing.config import ConfigError, TokenDist, parse
 
 
 def base(**over):

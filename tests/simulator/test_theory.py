@@ -2,8 +2,8 @@
 
 import pytest
 
-from exporters.simulator import engine, theory
-from exporters.simulator.config import parse
+from llmwatch.queueing import engine, theory
+from llmwatch.queueing.config import parse
 
 # decode_tokens_per_s so large that decode time vanishes: service = prompt_tokens / prefill rate.
 FAST_DECODE = 1e12

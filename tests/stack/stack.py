@@ -26,14 +26,14 @@ from pathlib import Path
 import httpx
 import yaml
 
-from exporters.langfuse.fakelangfuse import FakeLangfuseServer, generate
-from exporters.litellm.fakelitellm import FakeLitellmServer
-from exporters.demo.engine import LiveEngine
-from exporters.demo.servers import DemoVllmServer, litellm_router
-from exporters.simulator.config import MonoCluster
-from exporters.vllm.fakevllm import busy_engine
+from llmwatch.simulation.langfuse import FakeLangfuseServer, generate
+from llmwatch.simulation.litellm import FakeLitellmServer
+from llmwatch.simulation.demo.engine import LiveEngine
+from llmwatch.simulation.demo.servers import DemoVllmServer, litellm_router
+from llmwatch.queueing.config import MonoCluster
+from llmwatch.simulation.vllm import busy_engine
 from tests.fakes.cadvisor import FakeCadvisor
-from tests.procs import REPO, Process, exporter, free_port, wait_until
+from tests.procs import REPO, SIMULATED_GPU, Process, exporter, free_port, wait_until
 
 NOT_RUNNABLE_HERE = {"loki", "alloy", "grafana"}
 PASSWORD = "stack-test-password-42"
@@ -80,7 +80,7 @@ class WebhookReceiver:
 
 def render_stack_config(out: Path, env: dict[str, str]) -> None:
     """Run the stack-config step exactly as the compose service does."""
-    result = subprocess.run([sys.executable, "-m", "exporters.stack", "--out", str(out)], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "llmwatch", "stack-config", "--out", str(out)], cwd=REPO,
                             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env})
     assert result.returncode == 0, result.stderr
 
@@ -128,8 +128,7 @@ class Stack:
         self.ports = ports
         log = lambda name: self.tmp / f"{name}.log"  # noqa: E731
         targets = [{"name": name, "url": server.url} for name, server in self.vllm.items()]
-        enter(exporter("gpu", ports["gpu"], log("gpu"),
-                       {"LLMWATCH_GPU__SIMULATE": "true"}))
+        enter(exporter("gpu", ports["gpu"], log("gpu"), command=SIMULATED_GPU))
         enter(exporter("vllm", ports["vllm"], log("vllm"),
                        {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": json.dumps(targets)}))
         enter(exporter("litellm", ports["litellm"], log("litellm"),

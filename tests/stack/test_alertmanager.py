@@ -13,7 +13,7 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from exporters.stack import render
+from llmwatch.tools.stack_config import render
 from tests.conftest import require_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def amtool(*args: str, cwd: Path = ALERTMANAGER) -> subprocess.CompletedProcess:
 
 
 def stack_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "exporters.stack", "--out", str(tmp_path)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "llmwatch", "stack-config", "--out", str(tmp_path)], cwd=REPO,
                           capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env})
 
 

@@ -19,7 +19,7 @@ import jsonschema
 import pytest
 import yaml
 
-from exporters.stack.render import EXPORTER_PROFILES
+from llmwatch.tools.stack_config.render import EXPORTER_PROFILES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -136,7 +136,7 @@ def test_prometheus_and_alertmanager_wait_for_their_configuration():
     assert "prometheus-stack:/etc/prometheus/stack:ro" in SERVICES["prometheus"]["volumes"]
     assert "alertmanager-stack:/etc/alertmanager/stack:ro" in SERVICES["alertmanager"]["volumes"]
     # every variable stack-config reads is passed through from .env
-    from exporters.stack import render
+    from llmwatch.tools.stack_config import render
 
     source = Path(render.__file__).read_text()
     read = set(re.findall(r'get\("([A-Z_]+)"\)', source)) | set(re.findall(r'"((?:ALERT|LITELLM)_[A-Z_]+|WATCHDOG_URL)"', source))
@@ -200,14 +200,17 @@ def test_insights_exporter_is_always_on_and_reads_prometheus_with_its_password()
 
 
 def test_demo_profile_runs_simulated_upstreams_and_an_exporter_of_each_kind(tmp_path):
-    from exporters.stack import __main__ as stack_main
-    from exporters.stack import render
+    from llmwatch.tools.stack_config import cli as stack_main
+    from llmwatch.tools.stack_config import render
 
     demo = {name: s for name, s in SERVICES.items() if "demo" in s.get("profiles", [])}
     assert set(demo) == {"demo"} | {a.split(":")[0] for a in render.DEMO_EXPORTERS.values()}
     for job, address in render.DEMO_EXPORTERS.items():
         name, port = address.split(":")
-        assert demo[name]["command"] == [job.removeprefix("llmwatch-")]
+        exporter = job.removeprefix("llmwatch-")
+        # the GPU exporter runs over the demo's simulated node; the others read the demo's upstreams
+        expected = ["demo", "--role", "gpu", "--load-url", "http://demo:8000/load"] if exporter == "gpu" else [exporter]
+        assert demo[name]["command"] == expected
         assert demo[name]["healthcheck"]["test"][-1] == port
     assert "prometheus-stack:/out/prometheus" in demo["demo"]["volumes"]
     assert demo["demo"]["depends_on"] == {"stack-config": {"condition": "service_completed_successfully"}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from exporters.vllm.fakevllm import busy_engine, render_metrics
+from llmwatch.simulation.vllm import busy_engine, render_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from exporters.vllm.collector import VllmExporter, vllm_fetcher
-from exporters.vllm.discovery import DockerDiscovery, MatchRules, Target, parse_static_targets
-from exporters.vllm.fakevllm import FakeVllmServer, busy_engine
+from llmwatch.exporters.vllm.collector import VllmExporter, vllm_fetcher
+from llmwatch.upstreams.vllm_discovery import DockerDiscovery, MatchRules, Target, parse_static_targets
+from llmwatch.simulation.vllm import FakeVllmServer, busy_engine
 from tests.fakes.docker_engine import FakeDockerEngine, container, gpus
 from tests.procs import dead_url, render
 from tests.vllm.make_fixtures import FIXTURES, FLEET

@@ -7,8 +7,8 @@ import itertools
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters.vllm.discovery import DockerDiscovery, MatchRules, parse_static_targets
-from exporters.vllm.fakevllm import FakeVllmServer, busy_engine, render_metrics
+from llmwatch.upstreams.vllm_discovery import DockerDiscovery, MatchRules, parse_static_targets
+from llmwatch.simulation.vllm import FakeVllmServer, busy_engine, render_metrics
 from tests.fakes.docker_engine import FakeDockerEngine, container
 from tests.procs import dead_url, render, samples, value
 from tests.vllm.scenarios import AWKWARD, fixture_server, make_exporter

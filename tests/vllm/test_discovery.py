@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from exporters.vllm.discovery import (MatchRules, command_port, gpus_of, is_vllm, parse_static_targets,
+from llmwatch.upstreams.vllm_discovery import (MatchRules, command_port, gpus_of, is_vllm, parse_static_targets,
                                       started_at, target_from_inspect, target_url)
 from tests.fakes.docker_engine import _summary, container, gpus
 from tests.procs import REPO
@@ -26,7 +26,7 @@ RULES = MatchRules(host_address="10.0.0.1")
     ({"image": "postgres:17"}, False),
     # a registry port is not a tag, and "vllm" in the tag alone is not the repository
     ({"image": "registry.local:5000/llm/server:vllm-compatible"}, False),
-    ({"image": "ghcr.io/acme/llmwatch:1.0", "cmd": ["python", "-m", "exporters", "vllm"]}, False),
+    ({"image": "ghcr.io/acme/llmwatch:1.0", "cmd": ["llmwatch", "vllm"]}, False),
 ])
 def test_is_vllm(kwargs, expected):
     assert is_vllm(_summary(container("c" * 64, "x", **kwargs)), MatchRules()) is expected
@@ -123,7 +123,7 @@ def test_static_target_errors(raw, message):
 
 def run_check_config(env: dict[str, str]) -> subprocess.CompletedProcess:
     base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
-    return subprocess.run([sys.executable, "-m", "exporters", "vllm", "--check-config"], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "llmwatch", "vllm", "--check-config"], capture_output=True,
                           text=True, cwd=REPO, env=base | env, timeout=60)
 
 

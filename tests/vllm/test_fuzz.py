@@ -10,11 +10,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
-from exporters.core.http import render_text
-from exporters.vllm.collector import VllmExporter
-from exporters.vllm.discovery import Target
-from exporters.vllm.exposition import ExpositionReader
-from exporters.core.fetch import Reply
+from llmwatch.core.http import render_text
+from llmwatch.exporters.vllm.collector import VllmExporter
+from llmwatch.upstreams.vllm_discovery import Target
+from llmwatch.exporters.vllm.exposition import ExpositionReader
+from llmwatch.core.fetch import Reply
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_TEXT = [p.read_text() for p in sorted(FIXTURES.glob("*.prom"))]

@@ -1,5 +1,0 @@
-import sys
-
-from exporters.core.cli import main
-
-sys.exit(main())

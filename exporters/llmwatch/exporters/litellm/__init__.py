@@ -1,0 +1,50 @@
+"""LiteLLM exporter (``llmwatch litellm``, port 9901): what LiteLLM's own /metrics lacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llmwatch.core.exporter import ExporterSpec
+from llmwatch.core.settings import Settings, setting
+
+DESCRIPTION = ("The LiteLLM proxy's liveness, readiness, database and version, its deployments and prices, "
+               "spend and budgets per key, team and user (top N), and 429s per deployment, from its admin API. "
+               "LiteLLM's own litellm_* metrics are scraped by Prometheus directly.")
+
+
+def _url(value) -> None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be the proxy's base URL such as http://litellm:4000, got {value!r}")
+
+
+@dataclass(frozen=True)
+class LitellmSettings:
+    port: int = setting(min=1, max=65535)
+    url: str = setting(check=_url, help="the proxy's base URL")
+    master_key: str = setting(secret=True, help="LiteLLM master key (admin API); environment only")
+    top_n: int = setting(min=1, max=1000, help="keys, teams and users shown by name; the rest summed as \"other\"")
+    max_rows: int = setting(min=100, max=1_000_000, help="keys/users read per refresh at most")
+    metadata_cache_seconds: float = setting(min=0, max=3600, help="/model/info read again after this long")
+    admin_cache_seconds: float = setting(min=0, max=86400, help="spend, budgets and 429s read again after this long")
+    deployment_health: bool = setting(help="read /health; only with LiteLLM's background_health_checks: true")
+    health_cache_seconds: float = setting(min=0, max=3600)
+
+
+
+def build(settings: Settings[LitellmSettings]):
+    from llmwatch.core.fetch import Fetcher
+    from llmwatch.exporters.litellm.collector import LitellmExporter
+
+    litellm: LitellmSettings = settings.exporter
+    headers = {"Accept": "application/json"}
+    if litellm.master_key:
+        headers["Authorization"] = f"Bearer {litellm.master_key}"
+    return LitellmExporter(
+        url=litellm.url, fetcher=Fetcher("litellm", headers), budget=settings.common.scrape_budget_seconds,
+        top_n=litellm.top_n, max_rows=litellm.max_rows, metadata_seconds=litellm.metadata_cache_seconds,
+        admin_seconds=litellm.admin_cache_seconds, deployment_health=litellm.deployment_health,
+        health_seconds=litellm.health_cache_seconds)
+
+
+SPEC = ExporterSpec(name="litellm", summary="the LiteLLM proxy's health, deployments, prices, spend and budgets",
+                    settings=LitellmSettings, description=DESCRIPTION, build=build)

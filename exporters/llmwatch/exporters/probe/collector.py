@@ -1,0 +1,250 @@
+"""The probe loop and what a scrape shows of it.
+
+Probes run on their own schedule, not at scrape time: a streamed completion takes seconds, and
+the figures are distributions over many probes (histograms), as a user's requests would be. A
+thread runs one asyncio loop; every ``interval`` seconds each target whose previous probe has
+finished gets a new one (never two in flight on one target), at most ``concurrency`` at once.
+A scrape reads the accumulated state under a lock: it never waits on an upstream.
+
+Targets that leave (a container removed) take their series with them; ``llmwatch_probe_up``
+says per target whether its latest probes all succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import httpx
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, up_family
+from llmwatch.upstreams.streaming import OUTCOMES, Outcome, request_body, stream
+from llmwatch.exporters.probe.targets import Probe, TargetSource
+
+log = logging.getLogger(__name__)
+
+# Bounds include the SLO targets' (TTFT 1 s, TPOT 0.1 s), so SLO shares read straight off a bucket.
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 40.0)
+TPOT_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
+E2E_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0)
+ERRORS = ("docker", "models", "probe_loop")
+
+
+class Buckets:
+    """A cumulative histogram's counts (what HistogramMetricFamily wants)."""
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        out, total = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts):
+            total += count
+            out.append((floatToGoString(bound), total))
+        return out
+
+
+@dataclass
+class Series:
+    """Everything recorded for one (target, model)."""
+
+    ttft: Buckets = field(default_factory=lambda: Buckets(TTFT_BUCKETS))
+    tpot: Buckets = field(default_factory=lambda: Buckets(TPOT_BUCKETS))
+    e2e: Buckets = field(default_factory=lambda: Buckets(E2E_BUCKETS))
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    last: Outcome | None = None
+    last_time: float = 0.0
+
+    def record(self, outcome: Outcome, when: float) -> None:
+        self.outcomes[outcome.outcome] = self.outcomes.get(outcome.outcome, 0) + 1
+        self.last, self.last_time = outcome, when
+        if outcome.ok:
+            self.ttft.observe(outcome.ttft)
+            self.e2e.observe(outcome.e2e)
+            if outcome.tpot is not None:
+                self.tpot.observe(outcome.tpot)
+
+
+class ProbeState:
+    """What the loop writes and scrapes read."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.targets: dict[str, Probe] = {}
+        self.up: dict[str, bool] = {}
+        self.series: dict[tuple[str, str], Series] = {}
+
+    def set_targets(self, probes: list[Probe]) -> None:
+        with self.lock:
+            self.targets = {p.target: p for p in probes}
+            self.up = {name: self.up.get(name, False) for name in self.targets}
+            for p in probes:
+                if p.problem:
+                    self.up[p.target] = False
+            self.series = {key: s for key, s in self.series.items()
+                           if key[0] in self.targets and key[1] in self.targets[key[0]].models}
+
+    def record(self, target: str, model: str, outcome: Outcome, when: float) -> None:
+        with self.lock:
+            if target not in self.targets:  # left while its probe ran
+                return
+            self.series.setdefault((target, model), Series()).record(outcome, when)
+            probe = self.targets[target]
+            lasts = [self.series.get((target, m)) for m in probe.models]
+            self.up[target] = all(s is not None and s.last is not None and s.last.ok for s in lasts)
+
+
+class ProbeExporter:
+    def __init__(self, source: TargetSource, *, interval: float, timeout: float, stall: float, prompt: str,
+                 max_tokens: int, concurrency: int, now: Callable[[], float] = time.time, start: bool = True,
+                 stream_clock: Callable[[], Callable[[], float]] = lambda: time.perf_counter):
+        self.source = source
+        self.interval, self.timeout, self.stall = interval, timeout, stall
+        self.prompt, self.max_tokens, self.concurrency = prompt, max_tokens, concurrency
+        self.now = now
+        self.stream_clock = stream_clock  # a clock per probe (tests hand out stepping clocks)
+        self.state = ProbeState()
+        self.collector = ExporterCollector("probe", self.scrape, reasons=ERRORS)
+        self.rounds = 0  # finished rounds of target listing (tests wait on it)
+        self.probes_done = 0
+        self._changed = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()  # bound to the loop at first use, in the loop's thread
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),),
+                                        name="probe-loop", daemon=True)
+        if start:
+            self._thread.start()
+
+    # -- the loop --------------------------------------------------------------------------------
+    async def _main(self) -> None:
+        limits = httpx.Limits(max_connections=max(self.concurrency * 2, 8), max_keepalive_connections=self.concurrency)
+        running: dict[str, asyncio.Task] = {}
+        gate = asyncio.Semaphore(self.concurrency)
+        async with httpx.AsyncClient(limits=limits, headers={"User-Agent": "llmwatch-probe"},
+                                     follow_redirects=False) as client:
+            while not self._stop.is_set():
+                started = self._loop.time()
+                try:
+                    await self._round(client, running, gate)
+                except Exception:
+                    log.exception("probe round failed")
+                    self.collector.errors.add("probe_loop")
+                with self._changed:
+                    self.rounds += 1
+                    self._changed.notify_all()
+                wait = max(0.0, started + self.interval - self._loop.time())
+                try:
+                    await asyncio.wait_for(self._stop.wait(), wait)
+                except TimeoutError:
+                    pass
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        await self._loop.shutdown_asyncgens()
+
+    async def _round(self, client: httpx.AsyncClient, running: dict[str, asyncio.Task], gate) -> None:
+        probes, failed = await self.source.probes(client)
+        for source in failed:
+            self.collector.errors.add(source)
+        self.collector.errors.add("models", sum(1 for p in probes if p.problem))
+        self.state.set_targets(probes)
+        for probe in probes:
+            task = running.get(probe.target)
+            if probe.problem or (task is not None and not task.done()):
+                continue  # one probe in flight per target: a slow target is probed less often
+            running[probe.target] = asyncio.create_task(self._probe(client, probe, gate))
+        for name in [n for n, t in running.items() if t.done()]:
+            del running[name]
+
+    async def _probe(self, client: httpx.AsyncClient, probe: Probe, gate: asyncio.Semaphore) -> None:
+        for model in probe.models:
+            _, body = request_body(probe.api, model, self.prompt, self.max_tokens)
+            async with gate:
+                outcome = await stream(client, probe.url, probe.api, body, headers=dict(probe.headers),
+                                       timeout=self.timeout, stall=self.stall, now=self.stream_clock())
+            if not outcome.ok:
+                log.warning("probe failed", extra={"target": probe.target, "model": model,
+                                                   "outcome": outcome.outcome, "detail": outcome.detail})
+            self.state.record(probe.target, model, outcome, self.now())
+            with self._changed:
+                self.probes_done += 1
+                self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[["ProbeExporter"], bool], timeout: float = 10.0) -> bool:
+        """Block until ``predicate(self)`` holds (after a round or a probe), for tests and demo."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+    # -- a scrape --------------------------------------------------------------------------------
+    def scrape(self, errors: ScrapeErrors) -> Iterable[Metric]:
+        with self.state.lock:
+            targets = dict(self.state.targets)
+            up = dict(self.state.up)
+            series = {key: (s, s.last, dict(s.outcomes), s.ttft.cumulative(), s.ttft.sum, s.tpot.cumulative(),
+                            s.tpot.sum, s.e2e.cumulative(), s.e2e.sum, s.last_time)
+                      for key, s in self.state.series.items()}
+        yield up_family("probe", "target", up, "1 when the latest probe of every model on the target succeeded.")
+        info = GaugeMetricFamily("llmwatch_probe_target_info", "A probed target: how it is reached and where it "
+                                 "came from (settings, vllm, docker, litellm).",
+                                 labels=["target", "via", "api", "source", "url"])
+        for name in sorted(targets, key=natural_key):
+            p = targets[name]
+            info.add_metric([name, p.via, p.api, p.source, p.url], 1)
+        yield info
+        yield GaugeMetricFamily("llmwatch_probe_interval_seconds", "How often each target is probed.",
+                                value=self.interval)
+        labels = ["target", "model"]
+        fams = {
+            "requests": CounterMetricFamily("llmwatch_probe_requests", "Probes by outcome (ok, connect, timeout, "
+                                            "stalled, http_status, malformed, stream_error, empty).",
+                                            labels=labels + ["outcome"]),
+            "success": GaugeMetricFamily("llmwatch_probe_success", "1 when the latest probe succeeded.", labels=labels),
+            "ttft": HistogramMetricFamily("llmwatch_probe_ttft_seconds", "Time to first token seen by the probe "
+                                          "client: proxy, network, queue and prefill.", labels=labels),
+            "tpot": HistogramMetricFamily("llmwatch_probe_tpot_seconds", "Time per output token after the first, "
+                                          "seen by the probe client.", labels=labels),
+            "e2e": HistogramMetricFamily("llmwatch_probe_e2e_seconds", "Whole probe request, sent to last event.",
+                                         labels=labels),
+            "last_ttft": GaugeMetricFamily("llmwatch_probe_last_ttft_seconds", "TTFT of the latest successful "
+                                           "probe.", labels=labels),
+            "last_tokens": GaugeMetricFamily("llmwatch_probe_last_output_tokens", "Tokens the latest successful "
+                                             "probe received.", labels=labels),
+            "last_run": GaugeMetricFamily("llmwatch_probe_last_run_timestamp_seconds", "When the latest probe "
+                                          "ended (unix time).", labels=labels),
+        }
+        last_ok: dict[tuple[str, str], Outcome] = {}
+        for key in sorted(series, key=lambda k: (natural_key(k[0]), k[1])):
+            s, last, outcomes, ttft, ttft_sum, tpot, tpot_sum, e2e, e2e_sum, last_time = series[key]
+            values = list(key)
+            for outcome in OUTCOMES:
+                fams["requests"].add_metric(values + [outcome], outcomes.get(outcome, 0))
+            fams["success"].add_metric(values, 1.0 if last is not None and last.ok else 0.0)
+            fams["ttft"].add_metric(values, ttft, ttft_sum)
+            fams["tpot"].add_metric(values, tpot, tpot_sum)
+            fams["e2e"].add_metric(values, e2e, e2e_sum)
+            fams["last_run"].add_metric(values, last_time)
+            if last is not None and last.ok:
+                last_ok[key] = last
+        for key, last in last_ok.items():
+            fams["last_ttft"].add_metric(list(key), last.ttft)
+            fams["last_tokens"].add_metric(list(key), last.tokens)
+        yield from fams.values()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=self.timeout + 5)
+        self.source.close()

@@ -1,0 +1,120 @@
+"""What the probe streams to: engines from settings, the vLLM exporter's servers, LiteLLM's groups.
+
+Each round asks :class:`TargetSource` for the current list. vLLM containers come and go through
+Docker, so the list is rebuilt every round; model lists (``/v1/models``) are cached for
+``models_seconds``. A target whose model list cannot be read is still returned, with ``problem``
+set, so its failure shows as ``up 0`` instead of the target silently vanishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+
+from llmwatch.exporters.probe import StaticTarget
+from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One target and the models probed on it, one after the other."""
+
+    target: str
+    url: str
+    api: str
+    via: str  # direct (an engine) or litellm (through the proxy)
+    source: str  # settings, vllm (the vLLM exporter's settings), docker, litellm
+    models: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...] = ()
+    problem: str = ""  # why there is nothing to probe (model list unreadable)
+
+
+def model_ids(payload: bytes, *, base_only: bool) -> list[str]:
+    """Model ids of an OpenAI ``/v1/models`` answer; ``base_only`` leaves out LoRA adapters
+    (vLLM lists them with a parent). Raises ValueError for anything else."""
+    data = json.loads(payload).get("data")
+    if not isinstance(data, list):
+        raise ValueError("no data list")
+    ids = [str(card["id"]) for card in data if isinstance(card, dict) and card.get("id")
+           and not (base_only and card.get("parent"))]
+    if not ids:
+        raise ValueError("no models listed")
+    return ids
+
+
+class TargetSource:
+    def __init__(self, *, static: Sequence[StaticTarget] = (), keys: dict[str, str] | None = None,
+                 vllm_static: Sequence[Target] = (), discovery: DockerDiscovery | None = None,
+                 litellm_url: str = "", litellm_key: str = "", litellm_models: tuple[str, ...] = (),
+                 models_seconds: float = 300.0, timeout: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.static, self.keys = list(static), dict(keys or {})
+        self.vllm_static, self.discovery = list(vllm_static), discovery
+        self.litellm_url, self.litellm_key, self.litellm_models = litellm_url.rstrip("/"), litellm_key, litellm_models
+        self.models_seconds, self.timeout, self.clock = models_seconds, timeout, clock
+        self._models: dict[str, tuple[float, tuple[str, ...]]] = {}  # url -> (when, ids)
+
+    async def _list_models(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
+                           base_only: bool) -> tuple[str, ...]:
+        cached = self._models.get(url)
+        if cached and self.clock() - cached[0] < self.models_seconds:
+            return cached[1]
+        response = await client.get(url + "/v1/models", headers=headers, timeout=self.timeout)
+        if response.status_code != 200:
+            raise ValueError(f"HTTP {response.status_code}")
+        ids = tuple(model_ids(response.content, base_only=base_only))
+        self._models[url] = (self.clock(), ids)
+        return ids
+
+    async def _probe(self, client, *, name: str, url: str, api: str, via: str, source: str, model: str,
+                     key: str, base_only: bool = True, listed: tuple[str, ...] = ()) -> Probe:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        make = lambda models, problem="": Probe(name, url, api, via, source, models,  # noqa: E731
+                                                tuple(headers.items()), problem)
+        if model or listed:
+            return make((model,) if model else listed)
+        if api != "openai":  # TGI serves one model and needs no name
+            return make(("default",))
+        try:
+            ids = await self._list_models(client, url, headers, base_only)
+        except (httpx.HTTPError, ValueError, KeyError, AttributeError) as e:
+            log.warning("cannot list the models of a probe target", extra={"target": name, "error": str(e)})
+            return make((), f"/v1/models: {type(e).__name__}: {e}" if str(e) else type(e).__name__)
+        # an engine is probed on its base model; LiteLLM on every group (or the chosen ones)
+        return make(ids if via == "litellm" else ids[:1])
+
+    async def probes(self, client: httpx.AsyncClient) -> tuple[list[Probe], list[str]]:
+        """The probes of this round, and the sources that could not be asked (docker)."""
+        failed: list[str] = []
+        jobs = [self._probe(client, name=t.name, url=t.url, api=t.api, via="direct", source="settings",
+                            model=t.model, key=self.keys.get(t.name, "")) for t in self.static]
+        engines = list(self.vllm_static)
+        if self.discovery is not None:
+            try:
+                engines += await asyncio.get_running_loop().run_in_executor(None, self.discovery.targets)
+            except Exception as e:  # docker SDK and requests errors: the engine cannot be asked
+                log.warning("cannot list vLLM containers", extra={"error": str(e)})
+                failed.append("docker")
+        taken = {t.name for t in self.static}
+        for engine in engines:
+            if engine.name in taken:
+                continue
+            taken.add(engine.name)
+            jobs.append(self._probe(client, name=engine.name, url=engine.url, api="openai", via="direct",
+                                    source="docker" if engine.source == "docker" else "vllm", model="", key=""))
+        if self.litellm_url:
+            jobs.append(self._probe(client, name="litellm", url=self.litellm_url, api="openai", via="litellm",
+                                    source="litellm", model="", key=self.litellm_key, base_only=False,
+                                    listed=self.litellm_models))
+        return list(await asyncio.gather(*jobs)), failed
+
+    def close(self) -> None:
+        if self.discovery is not None:
+            self.discovery.close()

@@ -1,0 +1,96 @@
+"""Langfuse analytics: traces, observations, cost, tokens, latency, TTFT, errors and scores."""
+
+from __future__ import annotations
+
+from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, dashboard, link, override, prom,
+                                          query_variable, row, stat, steps, timeseries, value_text)
+
+UID = "llmwatch-langfuse"
+P = 'project=~"$project"'
+PM = 'project=~"$project", model=~"$model"'
+RATE = "[$__rate_interval]"
+
+
+def build() -> dict:
+    panels = [
+        row("Health"),
+        stat("Langfuse", "Whether Langfuse answers its health check and the last read of its data "
+             "succeeded. Bad: down — traces may still arrive, but these panels stop.",
+             [prom("min(llmwatch_langfuse_up)")], "none", graph=False, thresholds=steps(BAD, (OK, 1)),
+             mappings=value_text({"1": ("up", OK), "0": ("down", BAD)})),
+        stat("Version", "Langfuse version and where the exporter reads from (Postgres for v2, the public "
+             "metrics API for v3/v4).", [prom("max by (version, source) (llmwatch_langfuse_info)",
+                                                "{{version}} via {{source}}")],
+             "none", graph=False, thresholds=steps(INFO), text_mode="name", color_mode="none"),
+        stat("Counting lag", "How far behind now the counters are. The exporter waits lag_seconds for "
+             "SDK batches; bad: growing past a few minutes — reads are failing.",
+             [prom("time() - max(llmwatch_langfuse_counted_until_timestamp_seconds)")], "s",
+             thresholds=steps(OK, (WARN, 300), (BAD, 900))),
+        stat("Cost today", "Cost Langfuse recorded since midnight (browser time), selected projects.",
+             [prom(f"sum(increase(llmwatch_langfuse_cost_usd_total{{{P}}}[$__range]))")], "currencyUSD",
+             decimals=2, thresholds=steps(INFO), time_from="now/d"),
+        stat("Error share", "Share of observations logged at level ERROR, selected projects. Bad: above a few percent (the LangfuseErrorSpike alert).",
+             [prom(f"sum(rate(llmwatch_langfuse_observations_total{{{P}, level=\"ERROR\"}}{RATE})) / "
+                   f"sum(rate(llmwatch_langfuse_observations_total{{{P}}}{RATE}))")], "percentunit",
+             thresholds=steps(OK, (WARN, 0.02), (BAD, 0.1))),
+        stat("Read time", "How long the exporter's last read of Langfuse took. Bad: seconds — the "
+             "database or ClickHouse is struggling.", [prom("max(llmwatch_langfuse_read_duration_seconds)")], "s",
+             thresholds=steps(OK, (WARN, 2), (BAD, 5))),
+
+        row("Traffic"),
+        timeseries("Traces/s", "Traces per second per project (Langfuse v2 and v3; v4's metrics API has "
+                   "no trace view, so this panel is empty there).",
+                   [prom(f"sum by (project) (rate(llmwatch_langfuse_traces_total{{{P}}}{RATE}))", "{{project}}")],
+                   "reqps", minimum=0, w=8),
+        timeseries("Observations/s by type", "Spans, generations and events per second. Generations are "
+                   "model calls.",
+                   [prom(f"sum by (type) (rate(llmwatch_langfuse_observations_total{{{P}}}{RATE}))", "{{type}}")],
+                   "ops", minimum=0, stack=True, w=8),
+        timeseries("Warnings and errors", "Observations at level WARNING or ERROR per interval, per model. "
+                   "Bad: errors on one model — look at the traces in Langfuse.",
+                   [prom(f'sum by (model, level) (increase(llmwatch_langfuse_observations_total{{{PM}, '
+                         f'level=~"WARNING|ERROR"}}{RATE}))', "{{model}} {{level}}")], "none", bars=True, w=8,
+                   overrides=[override(".*ERROR", color={"mode": "fixed", "fixedColor": "red"}),
+                              override(".*WARNING", color={"mode": "fixed", "fixedColor": "orange"})]),
+
+        row("Cost and tokens"),
+        timeseries("Cost per model", "Cost per hour per model, as Langfuse recorded it (user-provided, else "
+                   "computed from its model prices).",
+                   [prom(f"sum by (model) (rate(llmwatch_langfuse_cost_usd_total{{{PM}}}{RATE})) * 3600",
+                         "{{model}}")], "currencyUSD", minimum=0, stack=True),
+        timeseries("Tokens/s per model", "Input and output tokens per second per model.",
+                   [prom(f"sum by (model, direction) (rate(llmwatch_langfuse_tokens_total{{{PM}}}{RATE}))",
+                         "{{model}} {{direction}}")], "suffix: tok/s", minimum=0),
+
+        row("Latency"),
+        timeseries("Generation latency", "p50/p95/p99 of generation duration (end - start) per model over "
+                   "the exporter's trailing window. Bad: p95 rising while tokens per call stay flat.",
+                   [prom(f'max by (model, quantile) (llmwatch_langfuse_generation_latency_seconds{{{PM}}})',
+                         "{{model}} p{{quantile}}")], "s", minimum=0),
+        timeseries("Time to first token", "p50/p95/p99 TTFT of streamed generations per model, as the "
+                   "application saw it (includes LiteLLM and the network). Dashed: 1.5 s and 3 s.",
+                   [prom(f'max by (model, quantile) (llmwatch_langfuse_generation_time_to_first_token_seconds{{{PM}}})',
+                         "{{model}} p{{quantile}}")], "s", minimum=0,
+                   thresholds=steps(OK, (WARN, 1.5), (BAD, 3)), threshold_lines=True),
+
+        row("Scores"),
+        timeseries("Average score", "Average value of each numeric score over the interval (e.g. "
+                   "helpfulness, correctness from evaluations or users). Bad: a drop after a model change.",
+                   [prom(f"sum by (name) (increase(llmwatch_langfuse_score_value_sum{{{P}}}{RATE})) / "
+                         f"sum by (name) (increase(llmwatch_langfuse_score_value_count{{{P}}}{RATE}))", "{{name}}")],
+                   "none", decimals=2),
+        timeseries("Scores/s", "Scores recorded per second by name. Bad: falling to 0 — the evaluation "
+                   "job or the feedback widget stopped.",
+                   [prom(f"sum by (name) (rate(llmwatch_langfuse_score_value_count{{{P}}}{RATE}))", "{{name}}")],
+                   "ops", minimum=0),
+    ]
+    return dashboard(UID, "Langfuse analytics", "What the application traced: traces, generations, "
+                     "cost and tokens per model, latency and time to first token, errors and scores.", panels,
+                     variables=[query_variable("project", "Project",
+                                               "label_values(llmwatch_langfuse_observations_total, project)"),
+                                query_variable("model", "Model", 'label_values(llmwatch_langfuse_tokens_total'
+                                               '{project=~"$project"}, model)')],
+                     annotations=[FIRING_ALERTS])
+
+
+LINK = link("Langfuse analytics", UID)

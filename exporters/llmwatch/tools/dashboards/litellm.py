@@ -1,0 +1,143 @@
+"""LiteLLM: the proxy's health, traffic, errors, fallbacks, latency, deployments, spend and budgets."""
+
+from __future__ import annotations
+
+from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, gauge, link,
+                                          override, prom, query_variable, row, stat, state_timeline, steps, table,
+                                          timeseries, value_text)
+
+UID = "llmwatch-litellm"
+M = 'requested_model=~"$model"'
+RATE = "[$__rate_interval]"
+UP_DOWN = value_text({"1": ("up", OK), "0": ("down", BAD)})
+ERRORS = steps(OK, (WARN, 0.01), (BAD, 0.05))
+# LiteLLM creates a failure or fallback series only when the first one happens: without this zero
+# per model group, a model that never failed would show "No data" instead of 0.
+REQUESTS_PER_MODEL = f"sum by (requested_model) (rate(litellm_proxy_total_requests_metric_total{{{M}}}{RATE}))"
+ZERO_PER_MODEL = f"{REQUESTS_PER_MODEL} * 0"
+
+
+def build() -> dict:
+    panels = [
+        row("Health"),
+        stat("Proxy", "Whether LiteLLM answers its liveness probe. Bad: down — every client request fails.",
+             [prom("min(llmwatch_litellm_alive)")], "none", graph=False, thresholds=steps(BAD, (OK, 1)),
+             mappings=UP_DOWN),
+        stat("Ready", "Readiness: the proxy and its database are ready for traffic.",
+             [prom("min(llmwatch_litellm_ready)")], "none", graph=False, thresholds=steps(BAD, (OK, 1)),
+             mappings=UP_DOWN),
+        stat("Database", "LiteLLM's own database (keys, spend, budgets). Bad: down — spend is not "
+             "recorded and budgets are not enforced.",
+             [prom("min(llmwatch_litellm_db_connected)")], "none", graph=False, thresholds=steps(BAD, (OK, 1)),
+             mappings=UP_DOWN),
+        stat("Admin API", "Whether the exporter could read the admin API with the master key. Bad: down "
+             "with the proxy up — usually a wrong LITELLM_MASTER_KEY.",
+             [prom("min(llmwatch_litellm_up)")], "none", graph=False, thresholds=steps(BAD, (OK, 1)),
+             mappings=UP_DOWN),
+        stat("Version", "LiteLLM version and response-cache type. Bad: a version you did not deploy "
+             "(an image tag that moved).", [prom("max by (version, cache) (llmwatch_litellm_info)",
+                                                                     "{{version}} (cache: {{cache}})")],
+             "none", graph=False, thresholds=steps(INFO), text_mode="name", color_mode="none"),
+        stat("Deployments unhealthy", "Deployments failing LiteLLM's background health check. Bad: above "
+             "0 — LiteLLM routes around them, or fails if none is left for a model.",
+             [prom("count(llmwatch_litellm_deployment_healthy == 0) or vector(0)")], "none", graph=False,
+             thresholds=steps(OK, (BAD, 1))),
+
+        row("Traffic and errors"),
+        timeseries("Requests/s per model", "Client requests to the proxy per model group.",
+                   [prom(f"sum by (requested_model) (rate(litellm_proxy_total_requests_metric_total{{{M}}}{RATE}))",
+                         "{{requested_model}}")], "reqps", minimum=0, w=8),
+        timeseries("Errors seen by clients", "Share of client requests that failed, per model group. "
+                   "Dashed: 1 % (warning) and 5 % (critical), as in the LiteLLM error alerts.",
+                   [prom(f"(sum by (requested_model) (rate(litellm_proxy_failed_requests_metric_total{{{M}}}{RATE})) "
+                         f"or {ZERO_PER_MODEL}) / {REQUESTS_PER_MODEL}", "{{requested_model}}")], "percentunit", minimum=0, thresholds=ERRORS,
+                   threshold_lines=True, w=8),
+        timeseries("Fallbacks", "Requests LiteLLM sent to a fallback model because the first failed, per "
+                   "interval (0 for a model group that never fell back). Bad: a steady rate — the primary "
+                   "deployment is failing.",
+                   [prom(f"sum by (requested_model, fallback_model) "
+                         f"(increase(litellm_deployment_successful_fallbacks_total{{{M}}}{RATE})) or {ZERO_PER_MODEL}",
+                         "{{requested_model}} → {{fallback_model}}")], "none", bars=True, w=8),
+        timeseries("Latency", "p50/p95/p99 of a request through the proxy (end to end), per model group. "
+                   "Compare with vLLM's end-to-end latency: the difference is LiteLLM and the network.",
+                   [prom(f"histogram_quantile({q}, sum by (requested_model, le) "
+                         f"(rate(litellm_request_total_latency_metric_bucket{{{M}}}{RATE})))",
+                         f"{{{{requested_model}}}} p{round(q * 100)}") for q in (0.5, 0.95, 0.99)], "s", w=8),
+        timeseries("Tokens/s", "Input and output tokens per second through the proxy, per model group.",
+                   [prom(f"sum by (requested_model) (rate(litellm_input_tokens_metric_total{{{M}}}{RATE}))",
+                         "{{requested_model}} input"),
+                    prom(f"sum by (requested_model) (rate(litellm_output_tokens_metric_total{{{M}}}{RATE}))",
+                         "{{requested_model}} output")], "suffix: tok/s", minimum=0, w=8),
+        timeseries("Upstream failures per deployment", "Failed calls from LiteLLM to each deployment "
+                   "(vLLM server or provider) per second. Bad: one deployment failing while others do not.",
+                   [prom(f"sum by (litellm_model_name, api_base) "
+                         f"(rate(litellm_deployment_failure_responses_total{{{M}}}{RATE}))",
+                         "{{litellm_model_name}} @ {{api_base}}")], "reqps", minimum=0, w=8,
+                   thresholds=steps(OK, (BAD, 0.01))),
+
+        row("Deployments"),
+        state_timeline("Deployment state", "LiteLLM's view of each deployment over time: healthy, partial "
+                       "outage or outage (litellm_deployment_state).",
+                       [prom("max by (litellm_model_name, api_base) (litellm_deployment_state)",
+                             "{{litellm_model_name}} @ {{api_base}}")], "none", w=12,
+                       thresholds=steps(OK, (WARN, 1), (BAD, 2)),
+                       mappings=value_text({"0": ("healthy", OK), "1": ("partial outage", WARN), "2": ("outage", BAD)})),
+        bargauge("429s today", "Rate-limit errors LiteLLM logged today (UTC) per model group and "
+                 "deployment. Bad: growing — the deployment's rpm/tpm limit is too low for the traffic.",
+                 [prom("sum by (model_group, api_base) (llmwatch_litellm_rate_limit_errors_today)",
+                       "{{model_group}} @ {{api_base}}")], "none", thresholds=steps(OK, (WARN, 1), (BAD, 100)), w=12),
+        table("Deployments", "Every deployment behind the proxy: model group, upstream model, address, "
+              "provider and its price per token.",
+              [prom("max by (model_group, litellm_model_name, api_base, api_provider, mode, model_id) "
+                    "(llmwatch_litellm_deployment_info)", instant=True, table=True)], "none",
+              hide=("Time", "Value"), rename={"model_group": "Model group", "litellm_model_name": "Model",
+                                               "api_base": "Address", "api_provider": "Provider", "mode": "Mode",
+                                               "model_id": "Id"}),
+
+        row("Spend and budgets"),
+        stat("Spend today", "Spend LiteLLM recorded since midnight (browser time), over all keys.",
+             [prom("sum(increase(litellm_spend_metric_total[$__range]))")], "currencyUSD", decimals=2,
+             thresholds=steps(INFO), time_from="now/d", w=6),
+        stat("Total spend", "Everything the proxy has recorded (/global/spend).",
+             [prom("max(llmwatch_litellm_global_spend_usd)")], "currencyUSD", thresholds=steps(INFO), w=6),
+        gauge("Global budget used", "Spend against the proxy's overall budget (when one is set). Bad: "
+              "near 100 % — requests will be refused.",
+              [prom("max(llmwatch_litellm_global_spend_usd) / max(llmwatch_litellm_global_max_budget_usd > 0)")],
+              "percentunit", thresholds=steps(OK, (WARN, 0.8), (BAD, 0.9)), w=6, h=4),
+        stat("Keys", "Virtual keys by state. Bad: blocked or expired keys that clients still use (their "
+             "requests fail with 401).",
+             [prom("sum by (state) (llmwatch_litellm_keys)", "{{state}}")], "none", graph=False,
+             thresholds=steps(INFO), w=6),
+        timeseries("Spend per model", "Spend per hour per model group, from LiteLLM's spend counter.",
+                   [prom(f"sum by (requested_model) (rate(litellm_spend_metric_total{{{M}}}{RATE})) * 3600",
+                         "{{requested_model}}")], "currencyUSD", minimum=0, w=12),
+        bargauge("Top keys by spend", "The biggest-spending keys (top N by the exporter; 'other' sums the "
+                 "rest). Bar colour: orange from $100.",
+                 [prom("topk(10, llmwatch_litellm_key_spend_usd)", "{{api_key_alias}} {{hashed_api_key}}")],
+                 "currencyUSD", thresholds=steps(OK, (WARN, 100)), w=12),
+        table("Budgets", "Spend against budget for every team, key and user that has one. Bad: above "
+              "90 % (the BudgetNearlySpent alert) — requests will soon be refused.",
+              [prom("llmwatch_litellm_team_spend_usd / (llmwatch_litellm_team_max_budget_usd > 0)", instant=True,
+                    table=True),
+               prom("llmwatch_litellm_key_spend_usd / (llmwatch_litellm_key_max_budget_usd > 0)", instant=True,
+                    table=True),
+               prom("llmwatch_litellm_user_spend_usd / (llmwatch_litellm_user_max_budget_usd > 0)", instant=True,
+                    table=True)],
+              "percentunit", hide=("Time", "job", "instance"), w=12, thresholds=steps(OK, (WARN, 0.8), (BAD, 0.9)),
+              rename={"Value #A": "Team budget used", "Value #B": "Key budget used", "Value #C": "User budget used"},
+              overrides=[override("^Value.*|.*used", custom__cellOptions={"type": "color-background", "mode": "basic"})]),
+        table("Keys expiring", "Keys that expire within 30 days, days left. Bad: under 7 (the key "
+              "expiry alert) — clients will start failing.",
+              [prom("(llmwatch_litellm_key_expiry_timestamp_seconds - time()) / 86400 < 30", instant=True,
+                    table=True)], "none", hide=("Time", "job", "instance", "__name__"), w=12,
+              rename={"api_key_alias": "Key alias", "hashed_api_key": "Key hash", "Value": "Days left"},
+              thresholds=steps(BAD, (WARN, 7), (OK, 14))),
+    ]
+    return dashboard(UID, "LiteLLM", "The proxy in front of the models: health, requests and errors per "
+                     "model group, fallbacks, latency, deployment state, spend and budgets.", panels,
+                     variables=[query_variable("model", "Model group", "label_values("
+                                               "litellm_proxy_total_requests_metric_total, requested_model)")],
+                     annotations=[FIRING_ALERTS])
+
+
+LINK = link("LiteLLM", UID)

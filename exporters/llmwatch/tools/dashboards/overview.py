@@ -1,0 +1,81 @@
+"""Overview, the home board: one screen that answers "is everything fine?", each tile linking to
+the board that explains it."""
+
+from __future__ import annotations
+
+from llmwatch.tools.dashboards import containers, cost, gpu, litellm, logs, system, vllm
+from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, prom, row, stat,
+                                          state_timeline, steps, table, timeseries, value_text)
+
+UID = "llmwatch-overview"
+RATE = "[$__rate_interval]"
+ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupBy=alertname&alertmanager=alertmanager",
+               "targetBlank": False}
+
+
+def build() -> dict:
+    panels = [
+        row("Is everything fine?"),
+        stat("Alerts firing", "Alerts firing now, Watchdog left out (it always fires, to prove alerting "
+             "works). Bad: above 0 — the table below says which.",
+             [prom('count(ALERTS{alertstate="firing", alertname!="Watchdog"}) or vector(0)')], "none",
+             thresholds=steps(OK, (WARN, 1), (BAD, 3)), graph=False, links=[ALERTS_PAGE]),
+        stat("Targets down", "Parts of the stack Prometheus cannot scrape. Bad: above 0 — something is "
+             "unwatched.", [prom("count(up == 0) or vector(0)")], "none", thresholds=steps(OK, (BAD, 1)),
+             graph=False, links=[system.LINK]),
+        stat("GPUs answering", "GPUs answering NVML out of all GPUs seen. Bad: fewer than installed.",
+             [prom("sum(llmwatch_gpu_up)")], "none", thresholds=steps(BAD, (OK, 1)), graph=False, links=[gpu.LINK]),
+        stat("Model servers up", "vLLM servers answering. Bad: fewer than you run — see the vLLM board.",
+             [prom("sum(llmwatch_vllm_up)")], "none", thresholds=steps(BAD, (OK, 1)), graph=False,
+             links=[vllm.LINK]),
+        stat("LiteLLM", "Whether the proxy answers its liveness probe.", [prom("min(llmwatch_litellm_alive)")],
+             "none", thresholds=steps(BAD, (OK, 1)), graph=False, links=[litellm.LINK],
+             mappings=value_text({"1": ("up", OK), "0": ("down", BAD)})),
+        stat("Spend today", "LiteLLM spend since midnight (browser time).",
+             [prom("sum(increase(litellm_spend_metric_total[$__range]))")], "currencyUSD", decimals=2,
+             thresholds=steps(INFO), time_from="now/d", links=[cost.LINK]),
+        state_timeline("GPU heartbeat", "Each GPU's utilisation over time: green busy, blue idle, red lost "
+                       "(stopped answering NVML). A GPU that turns blue while its model queues, or red at "
+                       "all, needs a look.",
+                       [prom("llmwatch_gpu_utilization_ratio or (llmwatch_gpu_up - 1)", "GPU {{gpu}}")],
+                       "percentunit", w=24, h=7, thresholds=steps(BAD, (INFO, 0), (OK, 0.05)),
+                       mappings=[{"type": "range", "options": {"from": -1, "to": -1,
+                                                               "result": {"text": "lost", "color": BAD}}}],
+                       links=[gpu.LINK]),
+
+        row("Models"),
+        timeseries("Requests/s per model", "Finished requests per second per model (vLLM).",
+                   [prom(f"sum by (model_name) (rate(vllm:request_success_total{RATE}))", "{{model_name}}")],
+                   "reqps", minimum=0, w=8, links=[vllm.LINK]),
+        timeseries("TTFT p95 against the SLO", "95th percentile time to first token per model over 5 "
+                   "minutes (recording rule). Dashed: 1.5 s warning and 3 s critical, the alert limits.",
+                   [prom("model_name:vllm_time_to_first_token_seconds:p95_5m", "{{model_name}}")], "s",
+                   thresholds=vllm.TTFT_SLO, threshold_lines=True, minimum=0, w=8, links=[vllm.LINK]),
+        timeseries("Errors", "Share of requests failing: vLLM's API 5xx per server and LiteLLM's failed "
+                   "client requests (5-minute rates). Dashed: 1 % and 5 %.",
+                   [prom("container:vllm_http_errors:ratio_rate5m", "{{container}}"),
+                    prom("job:litellm_proxy_errors:ratio_rate5m", "LiteLLM")], "percentunit", minimum=0,
+                   thresholds=steps(OK, (WARN, 0.01), (BAD, 0.05)), threshold_lines=True, w=8,
+                   links=[vllm.LINK, litellm.LINK]),
+        timeseries("Requests waiting", "Queued requests per model. Bad: steadily above 0 — the model is "
+                   "at capacity.", [prom("sum by (model_name) (vllm:num_requests_waiting)", "{{model_name}}")],
+                   "none", minimum=0, thresholds=steps(OK, (WARN, 1), (BAD, 20)), w=8, links=[vllm.LINK]),
+        timeseries("KV-cache usage", "KV cache in use per server (1 = full). Dashed: 0.8 and 0.95.",
+                   [prom("max by (container) (vllm:kv_cache_usage_perc)", "{{container}}")], "percentunit",
+                   minimum=0, maximum=1, thresholds=vllm.KV_CACHE, threshold_lines=True, w=8, links=[vllm.LINK]),
+        bargauge("GPU memory per container", "GPU memory each container holds now, over its GPUs.",
+                 [prom("sum by (container) (llmwatch_gpu_container_memory_used_bytes)", "{{container}}")],
+                 "bytes", thresholds=steps(INFO), w=8, h=8, links=[gpu.LINK, containers.LINK]),
+
+        row("Alerts"),
+        table("Firing alerts", "Every alert firing now with its severity and what it is about (Watchdog "
+              "always fires: it proves the alert path works). Open the alert's runbook from the "
+              "notification or docs/runbooks.md.",
+              [prom('max by (alertname, severity, container, gpu, model_name, instance) (ALERTS{alertstate="firing"})',
+                    instant=True, table=True)], "none", hide=("Time", "Value"), w=24, h=7,
+              rename={"alertname": "Alert", "severity": "Severity", "container": "Container", "gpu": "GPU",
+                      "model_name": "Model", "instance": "Instance"}, links=[ALERTS_PAGE, logs.LINK]),
+    ]
+    return dashboard(UID, "Overview", "Is everything fine? Alerts, targets, GPUs, model servers, the proxy "
+                     "and spend at a glance; each tile links to the board that explains it.", panels,
+                     annotations=[FIRING_ALERTS], time_from="now-3h")

@@ -1,0 +1,146 @@
+"""vLLM: per container and model — load, KV cache, latency percentiles and distributions, tokens."""
+
+from __future__ import annotations
+
+from llmwatch.tools.dashboards.grafana import (BAD, DASHED, FIRING_ALERTS, INFO, OK, WARN, annotation, dashboard,
+                                          heatmap, link, override, prom, query_variable, row, stat, steps,
+                                          table, timeseries)
+
+UID = "llmwatch-vllm"
+# The same numbers as the VllmTtftP95High / VllmTpotP95High alerts (config/prometheus/rules/vllm.yml).
+TTFT_SLO = steps(OK, (WARN, 1.5), (BAD, 3))
+ITL_SLO = steps(OK, (WARN, 0.1), (BAD, 0.3))
+KV_CACHE = steps(OK, (WARN, 0.8), (BAD, 0.95))
+
+SEL = 'container=~"$container", model_name=~"$model"'
+RATE = "[$__rate_interval]"
+LOGS = [{"title": "Logs of ${__field.labels.container}", "targetBlank": False,
+         "url": "/d/llmwatch-logs?var-container=${__field.labels.container}&${__url_time_range}"}]
+
+
+def quantiles(metric: str, by: str = "model_name") -> list[dict]:
+    return [prom(f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{SEL}}}{RATE})))",
+                 f"{{{{{by}}}}} p{round(q * 100)}") for q in (0.5, 0.95, 0.99)]
+
+
+def distribution(metric: str) -> str:
+    return f"sum by (le) (increase({metric}_bucket{{{SEL}}}{RATE}))"
+
+
+def build() -> dict:
+    panels = [
+        row("Health"),
+        stat("Servers down", "vLLM servers whose /metrics did not answer this scrape (llmwatch_vllm_up = 0). "
+             "Bad: anything above 0 — the model behind it is not serving.",
+             [prom('count(llmwatch_vllm_up{container=~"$container"} == 0) or vector(0)')], "none",
+             thresholds=steps(OK, (BAD, 1)), graph=False),
+        stat("Engines unhealthy", "Servers that answer /metrics but whose /health is not 200 (engine dead or "
+             "stuck). Bad: above 0 — restart the container and read its logs.",
+             [prom('count(llmwatch_vllm_healthy{container=~"$container"} == 0) or vector(0)')], "none",
+             thresholds=steps(OK, (BAD, 1)), graph=False),
+        stat("Requests/s", "Finished requests per second over the selected servers and models. "
+             "Bad: a sudden drop to 0 while clients still send traffic.",
+             [prom(f"sum(rate(vllm:request_success_total{{{SEL}}}{RATE}))")], "reqps", thresholds=steps(INFO)),
+        stat("Generated tokens/s", "Output tokens per second. Bad: falling while requests/s holds "
+             "(shorter answers or a slower engine).",
+             [prom(f"sum(rate(vllm:generation_tokens_total{{{SEL}}}{RATE}))")], "suffix: tok/s",
+             thresholds=steps(INFO)),
+        stat("TTFT p95", "95th percentile time to first token over all selected models. "
+             "Orange from 1.5 s, red from 3 s: the same limits as the TTFT alerts.",
+             [prom(f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{{{SEL}}}{RATE})))")],
+             "s", thresholds=TTFT_SLO),
+        stat("Waiting", "Requests queued, not yet scheduled. Bad: above 0 for minutes — the server is at "
+             "capacity (KV cache full or max_num_seqs reached).",
+             [prom(f"sum(vllm:num_requests_waiting{{{SEL}}})")], "none", thresholds=steps(OK, (WARN, 1), (BAD, 20))),
+
+        row("Load"),
+        timeseries("Requests running and waiting", "Requests in the running batch and in the queue, per "
+                   "container. Bad: waiting stays above 0 and grows — add capacity or lower max_tokens.",
+                   [prom(f"sum by (container) (vllm:num_requests_running{{{SEL}}})", "{{container}} running"),
+                    prom(f"sum by (container) (vllm:num_requests_waiting{{{SEL}}})", "{{container}} waiting")],
+                   "none", links=LOGS, overrides=[override(".* waiting", color={"mode": "fixed",
+                                                                               "fixedColor": "orange"})]),
+        timeseries("KV-cache usage", "Share of the KV cache in use, per container (1 = full). Bad: above "
+                   "0.95 for long — requests queue and get preempted (dashed lines: 0.8 and 0.95).",
+                   [prom(f"max by (container) (vllm:kv_cache_usage_perc{{{SEL}}})", "{{container}}")],
+                   "percentunit", minimum=0, maximum=1, thresholds=KV_CACHE, threshold_lines=True, links=LOGS),
+        timeseries("Prefix-cache hit ratio", "Share of prompt tokens found in the prefix cache. Higher is "
+                   "cheaper prefill; a drop means prompts stopped sharing prefixes or the cache is thrashing.",
+                   [prom(f"sum by (container) (rate(vllm:prefix_cache_hits_total{{{SEL}}}{RATE})) / "
+                         f"sum by (container) (rate(vllm:prefix_cache_queries_total{{{SEL}}}{RATE}))",
+                         "{{container}}")], "percentunit", minimum=0, maximum=1, links=LOGS),
+        timeseries("Preemptions", "Requests the scheduler preempted (KV cache ran out mid-generation) per "
+                   "interval. Bad: any steady rate — latency suffers; lower max_num_seqs or add GPUs.",
+                   [prom(f"sum by (container) (increase(vllm:num_preemptions_total{{{SEL}}}{RATE}))",
+                         "{{container}}")], "none", thresholds=steps(OK, (WARN, 1)), bars=True, links=LOGS),
+
+        row("Latency"),
+        timeseries("Time to first token", "p50/p95/p99 per model: queueing plus prefill. Dashed lines: "
+                   "the alert limits (1.5 s warning, 3 s critical).", quantiles("vllm:time_to_first_token_seconds"),
+                   "s", thresholds=TTFT_SLO, threshold_lines=True, w=8),
+        timeseries("Inter-token latency", "p50/p95/p99 per model: time between output chunks, what a reader "
+                   "of a streamed answer feels. Dashed lines: 0.1 s warning, 0.3 s critical.",
+                   quantiles("vllm:inter_token_latency_seconds"), "s", thresholds=ITL_SLO, threshold_lines=True, w=8),
+        timeseries("End-to-end latency", "p50/p95/p99 per model, inside the server (queue + prefill + "
+                   "decode). Bad: rising while lengths stay the same.", quantiles("vllm:e2e_request_latency_seconds"),
+                   "s", w=8),
+        heatmap("TTFT distribution", "Every request's time to first token, by bucket. A second band high "
+                "up means some requests queue or hit long prompts.",
+                distribution("vllm:time_to_first_token_seconds"), "s", w=8),
+        heatmap("Inter-token latency distribution", "Every output chunk's gap, by bucket. A wide spread "
+                "means batches are too big for steady streaming.",
+                distribution("vllm:inter_token_latency_seconds"), "s", w=8),
+        timeseries("Queue time p95", "95th percentile time requests wait before the engine schedules them, "
+                   "per model. Bad: above a few hundred ms — the server is saturated.",
+                   [prom(f"histogram_quantile(0.95, sum by (model_name, le) "
+                         f"(rate(vllm:request_queue_time_seconds_bucket{{{SEL}}}{RATE})))", "{{model_name}}")],
+                   "s", thresholds=steps(OK, (WARN, 0.5), (BAD, 2)), threshold_lines=True, w=8),
+
+        row("Throughput and lengths"),
+        timeseries("Tokens/s", "Prompt (prefill) and generated tokens per second, per model. Compare with "
+                   "the requests rate: tokens per request tell you what the load looks like.",
+                   [prom(f"sum by (model_name) (rate(vllm:prompt_tokens_total{{{SEL}}}{RATE}))", "{{model_name}} prompt"),
+                    prom(f"sum by (model_name) (rate(vllm:generation_tokens_total{{{SEL}}}{RATE}))",
+                         "{{model_name}} generated")], "suffix: tok/s", w=8),
+        timeseries("Finished requests by reason", "Requests per second by finish reason: stop (normal), "
+                   "length (hit max_tokens), abort (client left or error). Bad: abort rising.",
+                   [prom(f"sum by (finished_reason) (rate(vllm:request_success_total{{{SEL}}}{RATE}))",
+                         "{{finished_reason}}")], "reqps", stack=True, w=8,
+                   overrides=[override("abort", color={"mode": "fixed", "fixedColor": "red"})]),
+        timeseries("API errors (5xx share)", "Share of OpenAI-API requests answered with a 5xx, per "
+                   "container. Bad: above 1 % (the VllmErrorRate alert warns there).",
+                   [prom(f'sum by (container) (rate(http_requests_total{{container=~"$container", handler=~"/v1/.*", '
+                         f'status="5xx"}}{RATE})) / sum by (container) (rate(http_requests_total{{'
+                         f'container=~"$container", handler=~"/v1/.*"}}{RATE}))', "{{container}}")],
+                   "percentunit", minimum=0, thresholds=steps(OK, (WARN, 0.01), (BAD, 0.05)), threshold_lines=True,
+                   w=8, links=LOGS),
+        heatmap("Prompt length distribution", "Prompt tokens per request, by bucket. Long prompts cost "
+                "prefill time and KV cache.", distribution("vllm:request_prompt_tokens"), "none"),
+        heatmap("Generated length distribution", "Generated tokens per request, by bucket. A band at "
+                "max_tokens means answers are cut off (finish reason length).",
+                distribution("vllm:request_generation_tokens"), "none"),
+
+        row("Servers"),
+        table("Servers", "Every vLLM server: model, version, image, GPUs and context length. Bad: an "
+              "unexpected version after an upgrade, or a server missing from the list.",
+              [prom('max by (container, model_name, vllm_version, image, gpus, max_model_len, source) '
+                    '(llmwatch_vllm_instance_info{container=~"$container"})', instant=True, table=True)], "none",
+              hide=("Time", "Value"), rename={"container": "Container", "model_name": "Model",
+                                               "vllm_version": "vLLM", "image": "Image", "gpus": "GPUs",
+                                               "max_model_len": "Context", "source": "Found by"}, w=16, links=LOGS),
+        timeseries("Metrics answer time", "How long each server took to answer /metrics. Bad: close to the "
+                   "scrape timeout — the API server's event loop is overloaded.",
+                   [prom('max by (container) (llmwatch_vllm_target_scrape_duration_seconds{container=~"$container"})',
+                         "{{container}}")], "s", thresholds=steps(OK, (WARN, 2), (BAD, 5)), w=8),
+    ]
+    return dashboard(UID, "vLLM", "Per container and model: load, KV cache, latency percentiles and "
+                     "distributions, tokens, errors and versions of every vLLM server.", panels,
+                     variables=[query_variable("container", "Container", "label_values(llmwatch_vllm_up, container)"),
+                                query_variable("model", "Model", 'label_values(vllm:num_requests_running'
+                                               '{container=~"$container"}, model_name)')],
+                     annotations=[FIRING_ALERTS, annotation(
+                         "Server restarts", 'changes(container_start_time_seconds{name=~"$container"}[2m]) > 0',
+                         "orange", "{{name}} restarted")])
+
+
+LINK = link("vLLM", UID)

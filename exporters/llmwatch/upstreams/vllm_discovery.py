@@ -1,0 +1,283 @@
+"""Which vLLM servers to scrape: static targets from settings, and containers found through Docker.
+
+The pure functions read ``docker inspect`` JSON; :class:`DockerDiscovery` is the thin I/O part
+(docker SDK, through the read-only socket proxy given by ``docker.host`` or ``DOCKER_HOST``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from llmwatch.core.settings import DockerSettings, setting
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8000  # vLLM's API (and /metrics) port unless --port says otherwise
+# Command fragments of a vLLM OpenAI-compatible server (new CLI, old module entry point).
+_COMMANDS = ("vllm serve", "vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server")
+_PORT_FLAG = re.compile(r"^--port(?:=(\d+))?$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One vLLM server. ``name`` becomes the ``container`` label of its series."""
+
+    name: str
+    url: str  # base URL, no trailing slash
+    source: str  # "docker" or "static"
+    image: str = ""
+    gpus: tuple[str, ...] = ()  # GPU indices or UUIDs as Docker gave them, or ("all",)
+    started_at: float | None = None  # unix time the container (re)started
+    container_id: str = ""
+
+
+# ---- static targets ---------------------------------------------------------------------------
+
+def parse_static_targets(raw: Sequence) -> list[Target]:
+    """``vllm.targets``: base URLs, or tables ``{name, url}``. Raises ValueError naming the bad entry."""
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
+        raise ValueError(f"must be a list of URLs or {{name, url}} tables, got {raw!r}")
+    targets, names = [], set()
+    for i, entry in enumerate(raw):
+        where = f"entry {i + 1}"
+        if isinstance(entry, str):
+            name, url = None, entry
+        elif isinstance(entry, Mapping):
+            unknown = set(entry) - {"name", "url"}
+            if unknown or "url" not in entry:
+                raise ValueError(f"{where} must be a URL or a table with keys name and url, got {dict(entry)!r}")
+            name, url = entry.get("name"), entry["url"]
+        else:
+            raise ValueError(f"{where} must be a URL or a {{name, url}} table, got {entry!r}")
+        url = check_url(str(url), where)
+        name = str(name) if name else urlsplit(url).netloc
+        if name in names:
+            raise ValueError(f"{where}: target name {name!r} is used twice (give each target a distinct name)")
+        names.add(name)
+        targets.append(Target(name=name, url=url, source="static"))
+    return targets
+
+
+def check_url(url: str, where: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where}: {url!r} is not an http(s) base URL such as http://10.0.0.5:8000")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError(f"{where}: {url!r} has an invalid port") from None
+    if parts.query or parts.fragment:
+        raise ValueError(f"{where}: {url!r} must be a base URL without ?query or #fragment")
+    return url.rstrip("/")
+
+
+# ---- Docker containers ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MatchRules:
+    """How a container is recognised as vLLM and reached (settings ``vllm.*``)."""
+
+    label: str = "llmwatch.vllm"  # "true"/"false" opts in/out; <label>.port and <label>.url override
+    image_patterns: tuple[str, ...] = ("vllm",)
+    host_address: str = "host.docker.internal"  # how this exporter reaches the host's ports
+    networks: tuple[str, ...] = ()  # preferred Docker networks for container IPs
+
+
+def is_vllm(summary: Mapping, rules: MatchRules) -> bool:
+    """From the ``/containers/json`` summary: opt-in label, image name or command."""
+    labels = summary.get("Labels") or {}
+    opt = str(labels.get(rules.label, "")).strip().lower()
+    if opt in ("true", "1", "yes"):
+        return True
+    if opt in ("false", "0", "no"):
+        return False
+    image = str(summary.get("Image", "")).lower().rsplit("@", 1)[0]
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    if any(p.lower() in repository for p in rules.image_patterns):
+        return True
+    command = " ".join(str(summary.get("Command", "")).split())
+    return any(c in command for c in _COMMANDS)
+
+
+def command_port(args: Sequence[str]) -> int | None:
+    """The value of ``--port N`` / ``--port=N`` in a command line, the last one winning."""
+    port = None
+    for i, arg in enumerate(args):
+        match = _PORT_FLAG.match(arg)
+        if not match:
+            continue
+        value = match.group(1) or (args[i + 1] if i + 1 < len(args) else "")
+        if value.isdigit():
+            port = int(value)
+    return port
+
+
+def container_command(inspect: Mapping) -> list[str]:
+    """The process's full command line: ``Path`` + ``Args`` (entrypoint and command together)."""
+    args = [inspect.get("Path") or "", *(inspect.get("Args") or [])]
+    if not any(args):
+        config = inspect.get("Config") or {}
+        args = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    # `sh -c "vllm serve ... --port 8001"` hides the flags in one argument
+    return [part for arg in args if arg for part in (shlex.split(arg) if " " in arg else [arg])]
+
+
+def gpus_of(inspect: Mapping) -> tuple[str, ...]:
+    """GPUs given to the container: device requests (``--gpus``, compose ``deploy``), else NVIDIA_VISIBLE_DEVICES."""
+    host_config = inspect.get("HostConfig") or {}
+    found: list[str] = []
+    for request in host_config.get("DeviceRequests") or []:
+        capabilities = [c for group in request.get("Capabilities") or [] for c in group]
+        if "gpu" not in capabilities and request.get("Driver") != "nvidia":
+            continue
+        ids = request.get("DeviceIDs") or []
+        if ids:
+            found.extend(str(i) for i in ids)
+        elif request.get("Count") == -1:
+            return ("all",)
+        elif request.get("Count"):
+            found.append(f"count:{request['Count']}")
+    if found:
+        return tuple(dict.fromkeys(found))
+    env = dict(e.split("=", 1) for e in (inspect.get("Config") or {}).get("Env") or [] if "=" in e)
+    visible = env.get("NVIDIA_VISIBLE_DEVICES", "").strip()
+    if visible in ("", "none", "void"):
+        return ()
+    if visible == "all":
+        return ("all",)
+    return tuple(dict.fromkeys(v.strip() for v in visible.split(",") if v.strip()))
+
+
+def started_at(inspect: Mapping) -> float | None:
+    text = ((inspect.get("State") or {}).get("StartedAt") or "").strip()
+    if not text or text.startswith("0001-"):
+        return None
+    # Docker writes nanoseconds; Python reads at most microseconds.
+    text = re.sub(r"(\.\d{6})\d*", r"\1", text).replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def target_url(inspect: Mapping, port: int, rules: MatchRules) -> str | None:
+    """How to reach the container's API port from this exporter.
+
+    An explicit ``<label>.url`` wins; a container on the host network is reached on the host;
+    then a container IP on a preferred network (one this exporter is attached to); then a port
+    published on the host; then any container IP.
+    """
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
+    if labels.get(rules.label + ".url"):
+        return str(labels[rules.label + ".url"]).rstrip("/")
+    host_config = inspect.get("HostConfig") or {}
+    settings = inspect.get("NetworkSettings") or {}
+    if host_config.get("NetworkMode") == "host":
+        return f"http://{rules.host_address}:{port}"
+    networks = settings.get("Networks") or {}
+    ips = {name: (net or {}).get("IPAddress") for name, net in networks.items() if (net or {}).get("IPAddress")}
+    for name in rules.networks:
+        if ips.get(name):
+            return f"http://{ips[name]}:{port}"
+    for binding in (settings.get("Ports") or {}).get(f"{port}/tcp") or []:
+        if binding.get("HostPort"):
+            return f"http://{rules.host_address}:{binding['HostPort']}"
+    for ip in ips.values():
+        return f"http://{ip}:{port}"
+    return None
+
+
+def target_from_inspect(inspect: Mapping, rules: MatchRules) -> Target | None:
+    """A Target for a running vLLM container, or None when it cannot be reached."""
+    config = inspect.get("Config") or {}
+    labels = config.get("Labels") or {}
+    name = str(inspect.get("Name", "")).lstrip("/") or str(inspect.get("Id", ""))[:12]
+    label_port = str(labels.get(rules.label + ".port", "")).strip()
+    port = int(label_port) if label_port.isdigit() else (command_port(container_command(inspect)) or DEFAULT_PORT)
+    url = target_url(inspect, port, rules)
+    if url is None:
+        log.warning("vLLM container has no reachable address (no network, no published port)",
+                    extra={"container": name})
+        return None
+    return Target(name=name, url=url, source="docker", image=str(config.get("Image", "")),
+                  gpus=gpus_of(inspect), started_at=started_at(inspect), container_id=str(inspect.get("Id", "")))
+
+
+class DockerDiscovery:
+    """Lists running vLLM containers through the Docker Engine API.
+
+    Containers are listed every scrape (one cheap call), so they come and go without a restart.
+    A container is inspected when first seen and again once its inspection is older than
+    ``inspect_seconds`` (a restart keeps the id but changes the start time), so ten containers do
+    not cost ten more calls on every scrape.
+    """
+
+    def __init__(self, host: str, timeout: float, rules: MatchRules, inspect_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.host, self.timeout, self.rules = host, timeout, rules
+        self.inspect_seconds, self.clock = inspect_seconds, clock
+        self._client = None
+        self._inspected: dict[str, tuple[float, Target | None]] = {}  # id -> (when, target)
+
+    def _api(self):
+        if self._client is None:
+            import docker
+
+            self._client = (docker.DockerClient(base_url=self.host, timeout=self.timeout) if self.host
+                            else docker.from_env(timeout=self.timeout))
+        return self._client.api
+
+    def targets(self) -> list[Target]:
+        """Raises (docker.errors.DockerException, requests' errors) when the engine cannot be asked."""
+        api = self._api()
+        now = self.clock()
+        summaries = [s for s in api.containers(filters={"status": "running"}) if is_vllm(s, self.rules)]
+        found = []
+        for summary in summaries:
+            cid = summary["Id"]
+            cached = self._inspected.get(cid)
+            if cached is None or now - cached[0] >= self.inspect_seconds:
+                cached = (now, target_from_inspect(api.inspect_container(cid), self.rules))
+                self._inspected[cid] = cached
+            if cached[1] is not None:
+                found.append(cached[1])
+        listed = {s["Id"] for s in summaries}
+        self._inspected = {cid: v for cid, v in self._inspected.items() if cid in listed}
+        return sorted(found, key=lambda t: t.name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+# ---- settings shared by the vLLM exporter and the probe ---------------------------------------
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    """The ``[vllm]`` keys that say which vLLM servers exist. The vLLM exporter's settings extend
+    these; the probe reads them as a partial view, so both follow the same servers."""
+
+    discovery: bool = setting(help="find vLLM containers through the Docker API")
+    targets: list = setting(check=parse_static_targets,
+                            help="engines outside Docker: base URLs or {name, url} tables")
+    label: str = setting(help="container label: true/false opts in/out; <label>.port, <label>.url override")
+    image_patterns: list = setting(help="a container whose image repository contains one of these is vLLM")
+    host_address: str = setting(help="how this exporter reaches ports on the host (host-network or published)")
+    networks: list = setting(help="Docker networks, shared with this exporter, whose container IPs to prefer")
+    inspect_cache_seconds: float = setting(min=0, max=3600)
+
+
+def discovery_from(vllm: DiscoverySettings, docker: DockerSettings) -> DockerDiscovery | None:
+    """Docker discovery as ``[vllm]`` and ``[docker]`` ask for it (None when switched off)."""
+    if not vllm.discovery:
+        return None
+    rules = MatchRules(label=vllm.label, image_patterns=tuple(vllm.image_patterns),
+                       host_address=vllm.host_address, networks=tuple(vllm.networks))
+    return DockerDiscovery(docker.host, docker.timeout_seconds, rules, inspect_seconds=vllm.inspect_cache_seconds)
