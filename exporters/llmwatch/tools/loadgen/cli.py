@@ -86,7 +86,7 @@ def _positive(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/loadgen", description=__doc__,
+    p = argparse.ArgumentParser(prog="llmwatch loadgen", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", action="append", type=_endpoint_arg, required=True,
                    help="endpoint base URL, or NAME=URL; repeat to compare endpoints")
