@@ -20,6 +20,7 @@ TOOLS = {
     "demo": ("llmwatch.simulation.demo.cli", "serve simulated vLLM, LiteLLM, Langfuse and a GPU node's load"),
     "stack-config": ("llmwatch.tools.stack_config.cli", "write Prometheus' and Alertmanager's files from .env"),
     "dashboards": ("llmwatch.tools.dashboards.cli", "write (or --check) the Grafana dashboards' JSON"),
+    "rules": ("llmwatch.tools.rules.cli", "write (or --check) the Prometheus rule files"),
 }
 
 

@@ -4,8 +4,8 @@ Per scrape (at most every ``cache_seconds``) one batch of instant queries reads 
 vLLM exporters publish; attribution and advice are computed from it, the advice against the
 previous one (hysteresis). The capacity forecast is slower (a bisection of simulations per model),
 so it runs in its own thread every ``forecast_interval_seconds`` and scrapes serve its last result.
-Prices, SLO targets and heartbeat bounds come from settings and are served even while Prometheus
-is unreachable.
+Prices and heartbeat bounds come from settings, SLO targets (per model) from the mixin that the
+rules and dashboards are generated from; all are served even while Prometheus is unreachable.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from llmwatch import mixin
 from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key
 from llmwatch.exporters.insights import InsightsSettings, analysis, parse_prices
 from llmwatch.exporters.insights.analysis import ADVICES, Advice, Gpu, Load, Server, Thresholds, Workload
 from llmwatch.exporters.insights.prometheus import ERRORS, PrometheusSource, QueryFailed, Sample
+from llmwatch.mixin import DEFAULT_MODEL, Slos
 from llmwatch.queueing import capacity
 
 log = logging.getLogger(__name__)
@@ -94,10 +96,11 @@ class Snapshot:
 
 
 class InsightsExporter:
-    def __init__(self, source: PrometheusSource, settings: InsightsSettings, *,
+    def __init__(self, source: PrometheusSource, settings: InsightsSettings, *, slos: Slos | None = None,
                  clock: Callable[[], float] = time.time, start_forecast: bool = True):
         self.source = source
         self.settings = settings
+        self.slos = slos if slos is not None else mixin.MIXIN.slo
         self.clock = clock
         self.prices = parse_prices(settings.gpu_prices)
         self.thresholds = Thresholds(
@@ -202,9 +205,11 @@ class InsightsExporter:
             slots = analysis.slots_per_replica(self.settings.forecast_slots_per_replica,
                                                self.settings.forecast_max_slots_per_replica,
                                                values["slots_by_kv"].get(model), values["peak_running"].get(model))
+            slo = self.slos.of(model).ttft_p95_seconds
+            if slo is None:  # no TTFT SLO (an embedding model): nothing to forecast against
+                continue
             config = analysis.simulation(workload, slots, self.settings.forecast_requests)
-            rate = capacity.max_rate(config, self.settings.slo_ttft_p95_seconds, QUANTILE,
-                                     self.settings.forecast_requests)
+            rate = capacity.max_rate(config, slo, QUANTILE, self.settings.forecast_requests)
             results[model] = Forecast(rate, workload, slots)
         with self._lock:
             self._forecasts = results
@@ -232,14 +237,8 @@ class InsightsExporter:
 
         yield GaugeMetricFamily("llmwatch_insights_up", "1 when Prometheus answered every query of the last "
                                 "refresh; 0 when any failed (see scrape_errors_total).", value=1.0 if snap.ok else 0.0)
+        yield from slo_families(self.slos)
         for name, help_text, value in (
-                ("slo_ttft_p95_seconds", "TTFT SLO: 95 % of requests get their first token within this.",
-                 s.slo_ttft_p95_seconds),
-                ("slo_tpot_p95_seconds", "TPOT SLO: 95 % of requests decode at this or less per output token.",
-                 s.slo_tpot_p95_seconds),
-                ("slo_error_ratio", "Error SLO: at most this share of requests fail.", s.slo_error_ratio),
-                ("slo_availability_ratio", "Availability SLO: the service is up at least this share of time.",
-                 s.slo_availability_ratio),
                 ("heartbeat_min_bpm", "Heartbeat at 0 % aggregate GPU utilisation.", s.heartbeat_min_bpm),
                 ("heartbeat_max_bpm", "Heartbeat at 100 % aggregate GPU utilisation.", s.heartbeat_max_bpm)):
             yield GaugeMetricFamily(f"llmwatch_insights_{name}", help_text, value=value)
@@ -327,3 +326,25 @@ class InsightsExporter:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.source.close()
+
+
+SLO_HELP = {
+    "ttft_p95_seconds": "TTFT SLO: 95 % of requests get their first token within this.",
+    "tpot_p95_seconds": "TPOT SLO: 95 % of requests decode at this or less per output token.",
+    "error_ratio": "Error SLO: at most this share of requests fail.",
+    "availability_ratio": "Availability SLO: the service is up at least this share of time.",
+}
+
+
+def slo_families(slos: Slos) -> Iterable[Metric]:
+    """``llmwatch_insights_slo_*{model_name}`` from the mixin: model_name="default" for every model
+    without an override, one series per override; a model without such an SLO has no series."""
+    for attribute, help_text in SLO_HELP.items():
+        family = GaugeMetricFamily(f"llmwatch_insights_slo_{attribute}", f"{help_text} Per model; "
+                                   f'model_name="{DEFAULT_MODEL}" holds for every model without its own.',
+                                   labels=["model_name"])
+        for model, slo in slos.by_model().items():
+            value = getattr(slo, attribute)
+            if value is not None:
+                family.add_metric([model], value)
+        yield family

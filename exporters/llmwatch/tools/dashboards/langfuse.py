@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmwatch.tools.dashboards import limits
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, dashboard, link, override, prom,
                                           query_variable, row, stat, steps, timeseries, value_text)
 
@@ -12,6 +13,7 @@ RATE = "[$__rate_interval]"
 
 
 def build() -> dict:
+    ttft, ttft_words = limits.ttft()
     panels = [
         row("Health"),
         stat("Langfuse", "Whether Langfuse answers its health check and the last read of its data "
@@ -68,10 +70,10 @@ def build() -> dict:
                    [prom(f'max by (model, quantile) (llmwatch_langfuse_generation_latency_seconds{{{PM}}})',
                          "{{model}} p{{quantile}}")], "s", minimum=0),
         timeseries("Time to first token", "p50/p95/p99 TTFT of streamed generations per model, as the "
-                   "application saw it (includes LiteLLM and the network). Dashed: 1.5 s and 3 s.",
+                   f"application saw it (includes LiteLLM and the network). Dashed: {ttft_words}.",
                    [prom(f'max by (model, quantile) (llmwatch_langfuse_generation_time_to_first_token_seconds{{{PM}}})',
                          "{{model}} p{{quantile}}")], "s", minimum=0,
-                   thresholds=steps(OK, (WARN, 1.5), (BAD, 3)), threshold_lines=True),
+                   thresholds=ttft, threshold_lines=True),
 
         row("Scores"),
         timeseries("Average score", "Average value of each numeric score over the interval (e.g. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmwatch.tools.dashboards import limits
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, gauge, link,
                                           override, prom, query_variable, row, stat, state_timeline, steps, table,
                                           timeseries, value_text)
@@ -10,7 +11,6 @@ UID = "llmwatch-litellm"
 M = 'requested_model=~"$model"'
 RATE = "[$__rate_interval]"
 UP_DOWN = value_text({"1": ("up", OK), "0": ("down", BAD)})
-ERRORS = steps(OK, (WARN, 0.01), (BAD, 0.05))
 # LiteLLM creates a failure or fallback series only when the first one happens: without this zero
 # per model group, a model that never failed would show "No data" instead of 0.
 REQUESTS_PER_MODEL = f"sum by (requested_model) (rate(litellm_proxy_total_requests_metric_total{{{M}}}{RATE}))"
@@ -50,7 +50,7 @@ def build() -> dict:
         timeseries("Errors seen by clients", "Share of client requests that failed, per model group. "
                    "Dashed: 1 % (warning) and 5 % (critical), as in the LiteLLM error alerts.",
                    [prom(f"(sum by (requested_model) (rate(litellm_proxy_failed_requests_metric_total{{{M}}}{RATE})) "
-                         f"or {ZERO_PER_MODEL}) / {REQUESTS_PER_MODEL}", "{{requested_model}}")], "percentunit", minimum=0, thresholds=ERRORS,
+                         f"or {ZERO_PER_MODEL}) / {REQUESTS_PER_MODEL}", "{{requested_model}}")], "percentunit", minimum=0, thresholds=limits.error_ratio("litellm")[0],
                    threshold_lines=True, w=8),
         timeseries("Fallbacks", "Requests LiteLLM sent to a fallback model because the first failed, per "
                    "interval (0 for a model group that never fell back). Bad: a steady rate — the primary "

@@ -3,7 +3,7 @@ the board that explains it."""
 
 from __future__ import annotations
 
-from llmwatch.tools.dashboards import containers, cost, gpu, litellm, logs, system, vllm
+from llmwatch.tools.dashboards import containers, cost, gpu, limits, litellm, logs, system, vllm
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, prom, row, stat,
                                           state_timeline, steps, table, timeseries, value_text)
 
@@ -14,6 +14,9 @@ ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupB
 
 
 def build() -> dict:
+    ttft, ttft_words = limits.ttft()
+    kv, kv_words = limits.kv_cache()
+    errors, error_words = limits.error_ratio("vllm")
     panels = [
         row("Is everything fine?"),
         stat("Alerts firing", "Alerts firing now, Watchdog left out (it always fires, to prove alerting "
@@ -48,21 +51,21 @@ def build() -> dict:
                    [prom(f"sum by (model_name) (rate(vllm:request_success_total{RATE}))", "{{model_name}}")],
                    "reqps", minimum=0, w=8, links=[vllm.LINK]),
         timeseries("TTFT p95 against the SLO", "95th percentile time to first token per model over 5 "
-                   "minutes (recording rule). Dashed: 1.5 s warning and 3 s critical, the alert limits.",
+                   f"minutes (recording rule). Dashed: {ttft_words}.",
                    [prom("model_name:vllm_time_to_first_token_seconds:p95_5m", "{{model_name}}")], "s",
-                   thresholds=vllm.TTFT_SLO, threshold_lines=True, minimum=0, w=8, links=[vllm.LINK]),
+                   thresholds=ttft, threshold_lines=True, minimum=0, w=8, links=[vllm.LINK]),
         timeseries("Errors", "Share of requests failing: vLLM's API 5xx per server and LiteLLM's failed "
-                   "client requests (5-minute rates). Dashed: 1 % and 5 %.",
+                   f"client requests (5-minute rates). Dashed: {error_words}.",
                    [prom("container:vllm_http_errors:ratio_rate5m", "{{container}}"),
                     prom("job:litellm_proxy_errors:ratio_rate5m", "LiteLLM")], "percentunit", minimum=0,
-                   thresholds=steps(OK, (WARN, 0.01), (BAD, 0.05)), threshold_lines=True, w=8,
+                   thresholds=errors, threshold_lines=True, w=8,
                    links=[vllm.LINK, litellm.LINK]),
         timeseries("Requests waiting", "Queued requests per model. Bad: steadily above 0 — the model is "
                    "at capacity.", [prom("sum by (model_name) (vllm:num_requests_waiting)", "{{model_name}}")],
                    "none", minimum=0, thresholds=steps(OK, (WARN, 1), (BAD, 20)), w=8, links=[vllm.LINK]),
-        timeseries("KV-cache usage", "KV cache in use per server (1 = full). Dashed: 0.8 and 0.95.",
+        timeseries("KV-cache usage", f"KV cache in use per server (1 = full). Dashed: {kv_words}.",
                    [prom("max by (container) (vllm:kv_cache_usage_perc)", "{{container}}")], "percentunit",
-                   minimum=0, maximum=1, thresholds=vllm.KV_CACHE, threshold_lines=True, w=8, links=[vllm.LINK]),
+                   minimum=0, maximum=1, thresholds=kv, threshold_lines=True, w=8, links=[vllm.LINK]),
         bargauge("GPU memory per container", "GPU memory each container holds now, over its GPUs.",
                  [prom("sum by (container) (llmwatch_gpu_container_memory_used_bytes)", "{{container}}")],
                  "bytes", thresholds=steps(INFO), w=8, h=8, links=[gpu.LINK, containers.LINK]),

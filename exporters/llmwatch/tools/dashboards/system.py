@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from llmwatch.tools.dashboards import limits
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, dashboard, link, override, prom, row,
                                           stat, steps, table, timeseries, value_text)
 
 UID = "llmwatch-system"
 RATE = "[$__rate_interval]"
 # Real filesystems only, as in the HostDisk* alerts (config/prometheus/rules/host.yml).
-FS = 'fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|fuse.*"'
 NIC = 'device!~"lo|veth.*|docker.*|br-.*|ifb.*|cali.*|flannel.*|virbr.*"'
 CORES = 'count(node_cpu_seconds_total{mode="idle"})'
 
 
 def build() -> dict:
+    FS = limits.filesystems()  # noqa: N806
     panels = [
         row("At a glance"),
         stat("Uptime", "Time since the host booted. Bad: a reset you did not plan (a crash or power event).",

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+from llmwatch import mixin
+from llmwatch.tools.dashboards import limits
 from llmwatch.tools.dashboards.grafana import (BAD, DASHED, FIRING_ALERTS, INFO, OK, WARN, annotation, dashboard,
                                           heatmap, link, override, prom, query_variable, row, stat, steps,
                                           table, timeseries)
 
 UID = "llmwatch-vllm"
-# The same numbers as the VllmTtftP95High / VllmTpotP95High alerts (config/prometheus/rules/vllm.yml).
-TTFT_SLO = steps(OK, (WARN, 1.5), (BAD, 3))
-ITL_SLO = steps(OK, (WARN, 0.1), (BAD, 0.3))
-KV_CACHE = steps(OK, (WARN, 0.8), (BAD, 0.95))
 
 SEL = 'container=~"$container", model_name=~"$model"'
 RATE = "[$__rate_interval]"
@@ -28,6 +26,10 @@ def distribution(metric: str) -> str:
 
 
 def build() -> dict:
+    ttft, ttft_words = limits.ttft()
+    itl, itl_words = limits.inter_token()
+    kv, kv_words = limits.kv_cache()
+    errors, error_words = limits.error_ratio("vllm")
     panels = [
         row("Health"),
         stat("Servers down", "vLLM servers whose /metrics did not answer this scrape (llmwatch_vllm_up = 0). "
@@ -46,9 +48,9 @@ def build() -> dict:
              [prom(f"sum(rate(vllm:generation_tokens_total{{{SEL}}}{RATE}))")], "suffix: tok/s",
              thresholds=steps(INFO)),
         stat("TTFT p95", "95th percentile time to first token over all selected models. "
-             "Orange from 1.5 s, red from 3 s: the same limits as the TTFT alerts.",
+             f"Orange and red at {ttft_words}.",
              [prom(f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{{{SEL}}}{RATE})))")],
-             "s", thresholds=TTFT_SLO),
+             "s", thresholds=ttft),
         stat("Waiting", "Requests queued, not yet scheduled. Bad: above 0 for minutes — the server is at "
              "capacity (KV cache full or max_num_seqs reached).",
              [prom(f"sum(vllm:num_requests_waiting{{{SEL}}})")], "none", thresholds=steps(OK, (WARN, 1), (BAD, 20))),
@@ -61,9 +63,9 @@ def build() -> dict:
                    "none", links=LOGS, overrides=[override(".* waiting", color={"mode": "fixed",
                                                                                "fixedColor": "orange"})]),
         timeseries("KV-cache usage", "Share of the KV cache in use, per container (1 = full). Bad: above "
-                   "0.95 for long — requests queue and get preempted (dashed lines: 0.8 and 0.95).",
+                   f"{mixin.MIXIN.kv_cache_usage.critical:g} for long — requests queue and get preempted (dashed lines: {kv_words}).",
                    [prom(f"max by (container) (vllm:kv_cache_usage_perc{{{SEL}}})", "{{container}}")],
-                   "percentunit", minimum=0, maximum=1, thresholds=KV_CACHE, threshold_lines=True, links=LOGS),
+                   "percentunit", minimum=0, maximum=1, thresholds=kv, threshold_lines=True, links=LOGS),
         timeseries("Prefix-cache hit ratio", "Share of prompt tokens found in the prefix cache. Higher is "
                    "cheaper prefill; a drop means prompts stopped sharing prefixes or the cache is thrashing.",
                    [prom(f"sum by (container) (rate(vllm:prefix_cache_hits_total{{{SEL}}}{RATE})) / "
@@ -76,11 +78,11 @@ def build() -> dict:
 
         row("Latency"),
         timeseries("Time to first token", "p50/p95/p99 per model: queueing plus prefill. Dashed lines: "
-                   "the alert limits (1.5 s warning, 3 s critical).", quantiles("vllm:time_to_first_token_seconds"),
-                   "s", thresholds=TTFT_SLO, threshold_lines=True, w=8),
+                   f"{ttft_words}.", quantiles("vllm:time_to_first_token_seconds"),
+                   "s", thresholds=ttft, threshold_lines=True, w=8),
         timeseries("Inter-token latency", "p50/p95/p99 per model: time between output chunks, what a reader "
-                   "of a streamed answer feels. Dashed lines: 0.1 s warning, 0.3 s critical.",
-                   quantiles("vllm:inter_token_latency_seconds"), "s", thresholds=ITL_SLO, threshold_lines=True, w=8),
+                   f"of a streamed answer feels. Dashed lines: {itl_words}.",
+                   quantiles("vllm:inter_token_latency_seconds"), "s", thresholds=itl, threshold_lines=True, w=8),
         timeseries("End-to-end latency", "p50/p95/p99 per model, inside the server (queue + prefill + "
                    "decode). Bad: rising while lengths stay the same.", quantiles("vllm:e2e_request_latency_seconds"),
                    "s", w=8),
@@ -108,11 +110,11 @@ def build() -> dict:
                          "{{finished_reason}}")], "reqps", stack=True, w=8,
                    overrides=[override("abort", color={"mode": "fixed", "fixedColor": "red"})]),
         timeseries("API errors (5xx share)", "Share of OpenAI-API requests answered with a 5xx, per "
-                   "container. Bad: above 1 % (the VllmErrorRate alert warns there).",
+                   f"container. Dashed: {error_words}, where the VllmErrorRate alert warns and pages.",
                    [prom(f'sum by (container) (rate(http_requests_total{{container=~"$container", handler=~"/v1/.*", '
                          f'status="5xx"}}{RATE})) / sum by (container) (rate(http_requests_total{{'
                          f'container=~"$container", handler=~"/v1/.*"}}{RATE}))', "{{container}}")],
-                   "percentunit", minimum=0, thresholds=steps(OK, (WARN, 0.01), (BAD, 0.05)), threshold_lines=True,
+                   "percentunit", minimum=0, thresholds=errors, threshold_lines=True,
                    w=8, links=LOGS),
         heatmap("Prompt length distribution", "Prompt tokens per request, by bucket. Long prompts cost "
                 "prefill time and KV cache.", distribution("vllm:request_prompt_tokens"), "none"),

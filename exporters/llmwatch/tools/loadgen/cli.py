@@ -7,7 +7,7 @@ and timed from the client side. Several --url run one after the other with the s
 so vLLM, TGI and Ollama are compared on equal terms.
 
 Prints TTFT/TPOT/end-to-end p50/p95/p99, throughput, errors and goodput (requests meeting the
-TTFT and TPOT SLOs of [insights] in config/settings.toml, or --slo-ttft/--slo-tpot), and writes
+default TTFT and TPOT SLOs of exporters/llmwatch/mixin.py, or --slo-ttft/--slo-tpot), and writes
 summary.json, requests.csv and latency.png into a timestamped folder under --out.
 
 Examples:
@@ -103,8 +103,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default 42, or the config's)")
     p.add_argument("--timeout", type=_positive, default=120.0, help="one request at most, seconds (default 120)")
     p.add_argument("--stall", type=_positive, default=30.0, help="no data for this long fails a request (default 30)")
-    p.add_argument("--slo-ttft", type=_positive, help="TTFT SLO for goodput (default [insights] slo_ttft_p95_seconds)")
-    p.add_argument("--slo-tpot", type=_positive, help="TPOT SLO for goodput (default [insights] slo_tpot_p95_seconds)")
+    p.add_argument("--slo-ttft", type=_positive, help="TTFT SLO for goodput (default: the mixin's default TTFT SLO)")
+    p.add_argument("--slo-tpot", type=_positive, help="TPOT SLO for goodput (default: the mixin's default TPOT SLO)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results go into OUT/loadgen-<time>/")
     p.add_argument("--no-plot", action="store_true", help="skip latency.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -122,16 +122,11 @@ def workload_config(args) -> SimConfig:
 
 
 def slo_defaults() -> tuple[float, float]:
-    """The SLO targets of [insights], so goodput here means what the dashboards mean by it."""
-    from llmwatch.core import settings as settings_mod
-    from llmwatch.exporters import known_sections
-    from llmwatch.exporters.insights import InsightsSettings
+    """The default TTFT and TPOT SLOs of the mixin, so goodput here means what the dashboards mean."""
+    from llmwatch.mixin import MIXIN
 
-    try:
-        loaded = settings_mod.load("insights", InsightsSettings, known_sections=known_sections()).exporter
-        return loaded.slo_ttft_p95_seconds, loaded.slo_tpot_p95_seconds
-    except settings_mod.SettingsError:
-        return 1.0, 0.1
+    slo = MIXIN.slo.default
+    return slo.ttft_p95_seconds or 1.0, slo.tpot_p95_seconds or 0.1
 
 
 def resolve_model(url: str, api: str, headers: dict[str, str]) -> str:

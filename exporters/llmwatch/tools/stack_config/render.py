@@ -11,24 +11,17 @@ from urllib.parse import urlsplit
 import bcrypt
 import yaml
 
-# Exporters that can be switched off with COMPOSE_PROFILES: profile -> (job, address in compose).
-EXPORTER_PROFILES = {
-    "gpu": ("llmwatch-gpu", "gpu-exporter:9445"),
-    "vllm": ("llmwatch-vllm", "vllm-exporter:9902"),
-    "litellm": ("llmwatch-litellm", "litellm-exporter:9901"),
-    "langfuse": ("llmwatch-langfuse", "langfuse-exporter:9903"),
-    "probe": ("llmwatch-probe", "probe-exporter:9905"),
-}
+from llmwatch.mixin import MIXIN
+
+# Exporters that can be switched off with COMPOSE_PROFILES: profile -> (job, address in compose),
+# each on its port from the mixin (compose and settings.toml use the same; a test checks).
+SWITCHABLE = ("gpu", "vllm", "litellm", "langfuse", "probe")
+EXPORTER_PROFILES = {name: (f"llmwatch-{name}", f"{name}-exporter:{getattr(MIXIN.ports, name)}")
+                     for name in SWITCHABLE}
 # `docker compose --profile demo up`: the demo's exporters, by job. The demo service writes these
 # into <job>-demo.json beside the files above (removed when it stops, and by every stack-config
 # run), with simulated="true" on every target.
-DEMO_EXPORTERS = {
-    "llmwatch-gpu": "demo-gpu-exporter:9445",
-    "llmwatch-vllm": "demo-vllm-exporter:9902",
-    "llmwatch-litellm": "demo-litellm-exporter:9901",
-    "llmwatch-langfuse": "demo-langfuse-exporter:9903",
-    "llmwatch-probe": "demo-probe-exporter:9905",
-}
+DEMO_EXPORTERS = {job: f"demo-{address}" for job, address in EXPORTER_PROFILES.values()}
 DEMO_LITELLM = "demo:4000"
 DEMO_SUFFIX = "-demo.json"
 LITELLM_JOB = "litellm"

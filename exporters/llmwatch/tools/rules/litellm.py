@@ -1,0 +1,62 @@
+"""Rules of litellm.yml (see HEADER)."""
+
+from __future__ import annotations
+
+from llmwatch import mixin
+from llmwatch.mixin import fmt, percent
+from llmwatch.tools.rules.build import Group, alert, record
+
+HEADER = """\
+LiteLLM alerts: the proxy's health and budgets from the llmwatch LiteLLM exporter, error and
+fallback rates from LiteLLM's own /metrics (job "litellm"). Thresholds as for vLLM (seed 001):
+error rate > 1 % warning / > 5 % critical. Tests: config/prometheus/tests/litellm_test.yml.
+"""
+
+
+def groups() -> list[Group]:
+    errors = mixin.MIXIN.litellm_error_ratio
+    return [
+        Group('llmwatch-litellm', [
+            alert('LitellmProxyDown', """\
+(llmwatch_litellm_up == 0 unless on (job, instance) llmwatch_litellm_alive)
+  or llmwatch_litellm_alive == 0
+""", for_='2m', severity='critical',
+                  summary='The LiteLLM proxy does not answer.',
+                  description='LiteLLM has been unreachable or not alive for 2 minutes (seen by {{ $labels.instance }}); every model behind it is unavailable to clients.'),
+            alert('LitellmAdminApiFailing', 'llmwatch_litellm_up == 0 and on (job, instance) llmwatch_litellm_alive == 1', for_='5m', severity='warning',
+                  summary='LiteLLM is alive but its admin API fails for the exporter.',
+                  description='LiteLLM answers its liveness probe but the admin API has failed for {{ $labels.instance }} for 5 minutes (a wrong master key is the usual cause; see llmwatch_litellm_scrape_errors_total); spend and deployment metrics are missing.'),
+            alert('LitellmNotReady', 'llmwatch_litellm_ready == 0 and on (job, instance) llmwatch_litellm_alive == 1', for_='5m', severity='warning',
+                  summary='LiteLLM is alive but not ready.',
+                  description="LiteLLM's readiness probe, asked by {{ $labels.instance }}, has failed for 5 minutes."),
+            alert('LitellmDatabaseDisconnected', 'llmwatch_litellm_db_connected == 0', for_='5m', severity='warning',
+                  summary='LiteLLM lost its database.',
+                  description='LiteLLM (asked by {{ $labels.instance }}) has reported its database disconnected for 5 minutes; keys, spend tracking and budgets do not work.'),
+            alert('LitellmDeploymentUnhealthy', """\
+max by (litellm_model_name, api_base) (litellm_deployment_state) >= 1
+  or max by (litellm_model_name, api_base) (llmwatch_litellm_deployment_healthy == 0)
+""", for_='5m', severity='warning',
+                  summary='A deployment behind LiteLLM is unhealthy.',
+                  description='Deployment {{ $labels.litellm_model_name }} at {{ $labels.api_base }} has been in partial or full outage for 5 minutes; LiteLLM routes around it or fails.'),
+            alert('LitellmErrorRate', f'job:litellm_proxy_errors:ratio_rate5m > {fmt(errors.warning)} and on (job) job:litellm_proxy_requests:rate5m > 0.01', for_='10m', severity='warning',
+                  summary=f'More than {percent(errors.warning)} of requests to LiteLLM fail.',
+                  description='LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes.'),
+            alert('LitellmErrorRate', f'job:litellm_proxy_errors:ratio_rate5m > {fmt(errors.critical)} and on (job) job:litellm_proxy_requests:rate5m > 0.01', for_='5m', severity='critical',
+                  summary=f'More than {percent(errors.critical)} of requests to LiteLLM fail.',
+                  description='LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes.'),
+            alert('LitellmFallbackRate', 'requested_model:litellm_fallbacks:ratio_rate5m > 0.05', for_='10m', severity='warning',
+                  summary='LiteLLM falls back to other deployments for more than 5 % of requests.',
+                  description='Model group {{ $labels.requested_model }} needed a fallback for {{ $value | humanizePercentage }} of its requests over 5 minutes; its primary deployment is failing.'),
+            alert('LitellmBudgetNearlySpent', """\
+llmwatch_litellm_key_spend_usd / (llmwatch_litellm_key_max_budget_usd > 0) >= 0.9
+  or llmwatch_litellm_team_spend_usd / (llmwatch_litellm_team_max_budget_usd > 0) >= 0.9
+  or llmwatch_litellm_user_spend_usd / (llmwatch_litellm_user_max_budget_usd > 0) >= 0.9
+  or llmwatch_litellm_global_spend_usd / (llmwatch_litellm_global_max_budget_usd > 0) >= 0.9
+""", for_='', severity='warning',
+                  summary='A LiteLLM budget is at least 90 % spent.',
+                  description='{{ with $labels.api_key_alias }}Key {{ . }}{{ end }}{{ with $labels.team_alias }}Team {{ . }}{{ end }}{{ with $labels.user }}User {{ . }}{{ end }}{{ if not (or $labels.api_key_alias $labels.team_alias $labels.user) }}The proxy{{ end }} has spent {{ $value | humanizePercentage }} of its budget; at 100 % LiteLLM rejects its requests.'),
+            alert('LitellmKeyExpiringSoon', 'llmwatch_litellm_key_expiry_timestamp_seconds - time() < 7 * 86400 > 0', for_='', severity='info',
+                  summary='A LiteLLM key expires within a week.',
+                  description='Key {{ $labels.api_key_alias }} expires in {{ $value | humanizeDuration }}.'),
+        ]),
+    ]

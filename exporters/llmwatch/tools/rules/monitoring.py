@@ -1,0 +1,42 @@
+"""Rules of monitoring.yml (see HEADER)."""
+
+from __future__ import annotations
+
+from llmwatch.tools.rules.build import Group, alert, record
+
+HEADER = """\
+The monitoring stack watching itself: targets down, rules failing, notifications failing, and
+the always-firing Watchdog (a dead man's switch: its receiver must raise the alarm when the
+Watchdog stops arriving). Tests: config/prometheus/tests/monitoring_test.yml.
+"""
+
+
+def groups() -> list[Group]:
+    return [
+        Group('llmwatch-monitoring', [
+            alert('Watchdog', 'vector(1)', for_='', severity='none',
+                  summary='The alerting pipeline works; this alert always fires.',
+                  description='Prometheus evaluates rules and Alertmanager delivers them. If the Watchdog stops arriving at its receiver, the monitoring itself is down.'),
+            alert('ExporterDown', 'up{job=~"llmwatch-.*|node"} == 0', for_='2m', severity='critical',
+                  summary='An exporter is down; its part of the server is not monitored.',
+                  description='Prometheus has failed to scrape {{ $labels.job }} at {{ $labels.instance }} for 2 minutes; alerts that depend on it cannot fire.'),
+            alert('ExporterDown', 'up{job!~"llmwatch-.*|node|litellm"} == 0', for_='5m', severity='warning',
+                  summary='A monitoring component is down.',
+                  description='Prometheus has failed to scrape {{ $labels.job }} at {{ $labels.instance }} for 5 minutes.'),
+            alert('LitellmMetricsDown', 'up{job="litellm"} == 0', for_='5m', severity='warning',
+                  summary="LiteLLM's own /metrics cannot be scraped.",
+                  description="Prometheus has failed to scrape LiteLLM's /metrics at {{ $labels.instance }} for 5 minutes (a missing prometheus callback, or a master key Prometheus does not have); error and fallback alerts cannot fire."),
+            alert('PrometheusRuleEvaluationFailures', 'increase(prometheus_rule_evaluation_failures_total[5m]) > 0', for_='', severity='warning',
+                  summary='Prometheus fails to evaluate rules.',
+                  description='Rule group {{ $labels.rule_group }} failed {{ $value | humanize }} evaluations in 5 minutes; its alerts may not fire.'),
+            alert('PrometheusConfigReloadFailed', 'prometheus_config_last_reload_successful == 0', for_='5m', severity='warning',
+                  summary='Prometheus could not load its configuration.',
+                  description='The last configuration reload of {{ $labels.instance }} failed; Prometheus runs the previous one.'),
+            alert('PrometheusAlertmanagerUnreachable', 'increase(prometheus_notifications_errors_total[5m]) > 0 or prometheus_notifications_alertmanagers_discovered < 1', for_='10m', severity='warning',
+                  summary='Prometheus cannot hand alerts to Alertmanager.',
+                  description='Prometheus on {{ $labels.instance }} has failed to send alerts to Alertmanager for 10 minutes.'),
+            alert('AlertmanagerNotificationsFailing', 'rate(alertmanager_notifications_failed_total[5m]) > 0', for_='10m', severity='warning',
+                  summary='Alertmanager fails to deliver notifications.',
+                  description='Notifications through {{ $labels.integration }} have failed for 10 minutes; check the receiver settings in .env.'),
+        ]),
+    ]

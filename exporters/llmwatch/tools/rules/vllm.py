@@ -1,0 +1,78 @@
+"""Rules of vllm.yml (see HEADER)."""
+
+from __future__ import annotations
+
+from llmwatch import mixin
+from llmwatch.mixin import Mixin, percent, seconds
+from llmwatch.tools.rules.build import Group, alert, matching
+
+HEADER = """\
+vLLM alerts, from the llmwatch vLLM exporter (every vLLM version under the newest names).
+Latency alerts fire at multiples of each model's own SLO (mixin.py: TTFT p95 above 1.5x the
+SLO warns and 3x pages; time per output token above the SLO warns and 3x pages); a model with
+no latency SLO (an embedding model) has no latency alert. Error ratio per server: mixin.py.
+Tests: config/prometheus/tests/vllm_test.yml. Runbooks: docs/runbooks.md.
+"""
+
+
+def groups() -> list[Group]:
+    m = mixin.MIXIN
+    return [
+        Group('llmwatch-vllm', [
+            alert('VllmInstanceDown', 'llmwatch_vllm_up == 0', for_='1m', severity='critical',
+                  summary='A vLLM server does not answer.',
+                  description='vLLM {{ $labels.container }} has not served /metrics for a minute (stopped, crashed, hung or unreachable).'),
+            alert('VllmEngineUnhealthy', 'llmwatch_vllm_healthy == 0 and on (container) llmwatch_vllm_up == 1', for_='1m', severity='critical',
+                  summary='A vLLM server answers but its engine is dead.',
+                  description='vLLM {{ $labels.container }} serves /metrics but /health has failed for a minute; requests to it fail.'),
+            alert('VllmQueueGrowing', 'min_over_time(vllm:num_requests_waiting[10m]) > 0 and deriv(vllm:num_requests_waiting[10m]) > 0', for_='5m', severity='warning',
+                  summary='Requests are piling up in a vLLM queue.',
+                  description='vLLM {{ $labels.container }} ({{ $labels.model_name }}) has had requests waiting for 15 minutes and the queue keeps growing; it needs more capacity or less traffic.'),
+            *kv_cache_alerts(m),
+            alert('VllmPreemptions', 'increase(vllm:num_preemptions_total[10m]) > 5', for_='10m', severity='warning',
+                  summary='A vLLM server keeps preempting requests.',
+                  description='vLLM {{ $labels.container }} ({{ $labels.model_name }}) preempted {{ $value | humanize }} requests in 10 minutes; recomputation wastes GPU time and raises latency.'),
+            *latency_alerts(m),
+            *error_alerts(m),
+        ]),
+    ]
+
+
+def kv_cache_alerts(m: Mixin) -> list:
+    return [
+        alert("VllmKvCacheSaturated", f"vllm:kv_cache_usage_perc > {m.kv_cache_usage.critical:g}", for_="10m",
+              severity="warning", summary="A vLLM server's KV cache is full.",
+              description="vLLM {{ $labels.container }} ({{ $labels.model_name }}) has used {{ $value | "
+                          "humanizePercentage }} of its KV cache for 10 minutes; new requests wait or preempt running ones."),
+    ]
+
+
+def latency_alerts(m: Mixin) -> list:
+    """TTFT and time-per-output-token p95 alerts, per model at multiples of its SLO."""
+    rules = []
+    for name, attribute, series, what, metric, threshold in (
+            ("VllmTtftP95High", "ttft_p95_seconds", "model_name:vllm_time_to_first_token_seconds:p95_5m",
+             "Time to first token", "a TTFT p95", m.ttft_threshold),
+            ("VllmTpotP95High", "tpot_p95_seconds", "model_name:vllm_inter_token_latency_seconds:p95_5m",
+             "Time per output token", "an inter-token latency p95", m.tpot_threshold)):
+        for matcher, slo in m.slo.groups(attribute):
+            limits = threshold(slo)
+            for severity, limit, for_ in (("warning", limits.warning, "10m"), ("critical", limits.critical, "5m")):
+                rules.append(alert(
+                    name, f"{matching(series, matcher)} > {limit:g}", for_=for_, severity=severity,
+                    summary=f"{what} is above {seconds(limit)} at the 95th percentile.",
+                    description=f"Model {{{{ $labels.model_name }}}} has {metric} of {{{{ $value | humanizeDuration }}}} "
+                                f"over 5 minutes ({severity} above {seconds(limit)}; its SLO is {seconds(slo)})."))
+    return rules
+
+
+def error_alerts(m: Mixin) -> list:
+    return [
+        alert("VllmErrorRate", f"container:vllm_http_errors:ratio_rate5m > {limit:g} and on (container) "
+                               "container:vllm_http_requests:rate5m > 0.01", for_=for_, severity=severity,
+              summary=f"More than {percent(limit)} of a vLLM server's API requests fail.",
+              description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
+                          "requests with a 5xx over 5 minutes.")
+        for severity, limit, for_ in (("warning", m.vllm_error_ratio.warning, "10m"),
+                                      ("critical", m.vllm_error_ratio.critical, "5m"))
+    ]
