@@ -174,3 +174,26 @@ def test_advice_persists_across_refreshes_with_its_age():
         got = samples(render(exporter))
     since = ("llmwatch_insights_advice_since_timestamp_seconds", frozenset({("model_name", "llama-3.1-70b")}))
     assert got[since] == NOW
+
+
+def test_concurrent_scrapes_share_one_refresh():
+    """Twenty scrapers at once cost Prometheus one batch of queries, not twenty (single flight)."""
+    import threading
+
+    from llmwatch.core.scrape import ScrapeErrors
+
+    with FakePrometheus(node_answers()) as prometheus, \
+            contextlib.closing(make(prometheus.url, cache_seconds=60)) as exporter:
+        start = threading.Barrier(20)
+
+        def scrape():
+            start.wait(5)
+            list(exporter.scrape(ScrapeErrors()))
+
+        threads = [threading.Thread(target=scrape) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        asked = len(prometheus.queries)
+        assert asked == len(queries(exporter.settings.advice_window_seconds)), f"one refresh, not {asked} queries"

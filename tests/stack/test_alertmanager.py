@@ -107,7 +107,7 @@ def test_bad_values_are_named_and_nothing_is_written(tmp_path):
     assert lines == [
         "llmwatch stack-config: COMPOSE_PROFILES has unknown profiles gpus (known: gpu, langfuse, litellm, probe, vllm, demo)",
         "llmwatch stack-config: PROMETHEUS_PASSWORD must be at least 12 characters of A-Z a-z 0-9 . _ ~ -",
-        "llmwatch stack-config: ALERT_WEBHOOK_URL must be an http:// or https:// URL, got 'hooks.example.com'",
+        "llmwatch stack-config: ALERT_WEBHOOK_URL: 'hooks.example.com' is not an http(s) URL such as https://hooks.example.com/alerts",
         "llmwatch stack-config: ALERT_SMTP_FROM is needed to send e-mail to ALERT_EMAIL_TO",
         "llmwatch stack-config: ALERT_SMTP_SMARTHOST must be host:port, got 'smtp.example.com'"]
     assert not any(tmp_path.iterdir())

@@ -51,3 +51,30 @@ def configure(level: str = "INFO", secrets: frozenset[str] = frozenset(), stream
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class WarnOnce:
+    """Log a warning once per key (an endpoint and a reason, say) until ``clear()``: a broken
+    upstream is reported when it breaks, not on every scrape."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+        self._seen: set = set()
+
+    def __call__(self, key, message: str, **fields) -> bool:
+        """Log ``message`` with ``fields`` unless ``key`` was logged since the last clear; True if logged."""
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self.logger.warning(message, extra=fields)
+        return True
+
+    def clear(self, key=None) -> None:
+        """Forget one key (or all): the next failure is reported again."""
+        if key is None:
+            self._seen.clear()
+        else:
+            self._seen.discard(key)
+
+    def __contains__(self, key) -> bool:
+        return key in self._seen

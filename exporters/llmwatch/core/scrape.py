@@ -83,3 +83,17 @@ class ExporterCollector(Collector):
     def describe(self) -> list:
         # Registering must not trigger a scrape (an upstream call at start-up).
         return []
+
+
+def one_at_a_time(scrape: Callable[[ScrapeErrors], Iterable[Metric]]) -> Callable[[ScrapeErrors], list[Metric]]:
+    """``scrape`` behind a lock: when two Prometheus servers scrape at once they take turns, so the
+    state an exporter keeps between scrapes (caches, counted rows, up/down) stays consistent and
+    upstreams are not asked twice as often."""
+    lock = threading.Lock()
+
+    def serialised(errors: ScrapeErrors) -> list[Metric]:
+        with lock:
+            return list(scrape(errors))
+
+    serialised.__wrapped__ = scrape  # type: ignore[attr-defined]
+    return serialised

@@ -24,6 +24,8 @@ from typing import Any, Generic, TypeVar
 
 from dynaconf import Dynaconf, ValidationError, Validator
 
+from llmwatch.core.checks import Problems
+
 ENV_PREFIX = "LLMWATCH"
 # Where settings.toml lives; read before dynaconf starts, so it is not itself a setting.
 CONFIG_DIR_ENV = "LLMWATCH_CONFIG_DIR"
@@ -31,12 +33,8 @@ DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 MASK = "********"
 
 
-class SettingsError(Exception):
+class SettingsError(Problems):
     """Invalid configuration. ``problems`` holds one line per bad key."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 def setting(*, min: float | None = None, max: float | None = None, choices: tuple | None = None,

@@ -16,18 +16,16 @@ from typing import Any
 import numpy as np
 import yaml
 
+from llmwatch.core.checks import Problems
+
 MODES = ("mono", "disagg")
 DIST_MODES = ("log", "real_mean_std", "real_p50_p90", "constant", "exponential")
 # z such that P(Z <= z) = 0.9 for a standard normal: p90 = exp(mu + Z90 * sigma).
 Z90 = 1.2815515655446004
 
 
-class ConfigError(ValueError):
+class ConfigError(Problems):
     """An invalid simulator config. ``problems`` holds one line per bad key."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from llmwatch.core.cache import ExpiringMap
+from llmwatch.core.checks import check_url
 from llmwatch.core.settings import DockerSettings, setting
 
 log = logging.getLogger(__name__)
@@ -63,19 +65,6 @@ def parse_static_targets(raw: Sequence) -> list[Target]:
         names.add(name)
         targets.append(Target(name=name, url=url, source="static"))
     return targets
-
-
-def check_url(url: str, where: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{where}: {url!r} is not an http(s) base URL such as http://10.0.0.5:8000")
-    try:
-        parts.port
-    except ValueError:
-        raise ValueError(f"{where}: {url!r} has an invalid port") from None
-    if parts.query or parts.fragment:
-        raise ValueError(f"{where}: {url!r} must be a base URL without ?query or #fragment")
-    return url.rstrip("/")
 
 
 # ---- Docker containers ------------------------------------------------------------------------
@@ -224,7 +213,7 @@ class DockerDiscovery:
         self.host, self.timeout, self.rules = host, timeout, rules
         self.inspect_seconds, self.clock = inspect_seconds, clock
         self._client = None
-        self._inspected: dict[str, tuple[float, Target | None]] = {}  # id -> (when, target)
+        self._inspected: ExpiringMap[str, Target | None] = ExpiringMap(inspect_seconds, clock)  # id -> target
 
     def _api(self):
         if self._client is None:
@@ -242,14 +231,11 @@ class DockerDiscovery:
         found = []
         for summary in summaries:
             cid = summary["Id"]
-            cached = self._inspected.get(cid)
-            if cached is None or now - cached[0] >= self.inspect_seconds:
-                cached = (now, target_from_inspect(api.inspect_container(cid), self.rules))
-                self._inspected[cid] = cached
-            if cached[1] is not None:
-                found.append(cached[1])
-        listed = {s["Id"] for s in summaries}
-        self._inspected = {cid: v for cid, v in self._inspected.items() if cid in listed}
+            if not self._inspected.fresh(cid, now):
+                self._inspected.set(cid, target_from_inspect(api.inspect_container(cid), self.rules), now)
+            if self._inspected[cid] is not None:
+                found.append(self._inspected[cid])
+        self._inspected.keep(s["Id"] for s in summaries)
         return sorted(found, key=lambda t: t.name)
 
     def close(self) -> None:

@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from llmwatch.core.cache import ExpiringMap
+from llmwatch.core.logs import WarnOnce
+
 log = logging.getLogger(__name__)
 
 HOST = "host"  # processes outside any container
@@ -47,19 +50,17 @@ class ContainerResolver:
         self.lookup = lookup
         self.cache_seconds = cache_seconds
         self.clock = clock
-        self._names: dict[str, tuple[str, float]] = {}
+        self._names: ExpiringMap[str, str] = ExpiringMap(cache_seconds, clock)
         self._lock = threading.Lock()
-        self._warned_unknown = False
+        self.warn = WarnOnce(log)
         self.lookup_errors = 0
 
     def container_of(self, pid: int) -> str:
         try:
             text = (self.proc_root / str(pid) / "cgroup").read_text()
         except OSError:
-            if not self._warned_unknown:
-                log.warning("GPU process not visible in proc: is the exporter in the host pid namespace "
-                            "(compose: pid: host)?", extra={"pid": pid, "proc_root": str(self.proc_root)})
-                self._warned_unknown = True
+            self.warn("unknown", "GPU process not visible in proc: is the exporter in the host pid namespace "
+                      "(compose: pid: host)?", pid=pid, proc_root=str(self.proc_root))
             return UNKNOWN
         container_id = container_id_from_cgroup(text)
         if container_id is None:
@@ -69,9 +70,8 @@ class ContainerResolver:
     def name_of(self, container_id: str) -> str:
         now = self.clock()
         with self._lock:
-            cached = self._names.get(container_id)
-            if cached and cached[1] > now:
-                return cached[0]
+            if self._names.fresh(container_id, now):
+                return self._names[container_id]
         name = None
         if self.lookup is not None:
             try:
@@ -83,7 +83,7 @@ class ContainerResolver:
         ttl = self.cache_seconds if name else min(self.cache_seconds, 10.0)
         name = name or container_id[:12]
         with self._lock:
-            self._names[container_id] = (name, now + ttl)
+            self._names.set(container_id, name, now, seconds=ttl)
         return name
 
 

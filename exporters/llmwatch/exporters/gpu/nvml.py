@@ -362,7 +362,6 @@ class NvmlSource:
 
     def _read_dynamic(self, gpu: _Gpu, r: GpuReading, errors: ScrapeErrors) -> None:
         static = gpu.static
-        n = self.nvml
 
         def call(key, fn, *args, handle=None):
             return self._call(gpu, key, fn, *args, errors=errors, handle=handle)

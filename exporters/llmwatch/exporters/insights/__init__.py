@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmwatch.core.checks import url_setting
 from llmwatch.core.exporter import ExporterSpec
 from llmwatch.core.settings import Settings, setting
 
@@ -17,10 +18,6 @@ DESCRIPTION = ("GPU prices and SLO targets as metrics, GPU-to-model attribution,
                "per model, and a capacity forecast (max request rate meeting the TTFT SLO) from a queueing "
                "simulation of each model's observed workload. Reads Prometheus' HTTP API.")
 
-
-def _url(value) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be Prometheus' base URL such as http://prometheus:23001, got {value!r}")
 
 
 def parse_prices(value) -> tuple[tuple[str, float], ...]:
@@ -44,7 +41,7 @@ def parse_prices(value) -> tuple[tuple[str, float], ...]:
 @dataclass(frozen=True)
 class InsightsSettings:
     port: int = setting(min=1, max=65535)
-    prometheus_url: str = setting(check=_url, help="Prometheus' base URL")
+    prometheus_url: str = setting(check=url_setting("http://prometheus:23001"), help="Prometheus' base URL")
     prometheus_user: str = setting(help="basic-auth user; empty for none")
     prometheus_password: str = setting(secret=True, help="basic-auth password; environment only")
     cache_seconds: float = setting(min=0, max=3600, help="Prometheus is queried again after this long")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from llmwatch import mixin
+from llmwatch.core.cache import Expiring
 from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key
 from llmwatch.exporters.insights import InsightsSettings, analysis, parse_prices
 from llmwatch.exporters.insights.analysis import ADVICES, Advice, Gpu, Load, Server, Thresholds, Workload
@@ -111,7 +112,9 @@ class InsightsExporter:
         self.collector = ExporterCollector("insights", self.scrape, reasons=ERRORS)
         self._lock = threading.Lock()
         self._snapshot = Snapshot()
-        self._read_at = -math.inf
+        # one refresh at a time: concurrent scrapes wait for it and share its result
+        self._refreshed = Expiring(settings.cache_seconds, time.monotonic)
+        self._refresh_lock = threading.Lock()
         self._advice: dict[str, Advice] = {}
         self._forecasts: dict[str, Forecast] = {}
         self._forecast_at: float | None = None
@@ -228,9 +231,10 @@ class InsightsExporter:
 
     def scrape(self, errors: ScrapeErrors) -> Iterable[Metric]:
         s = self.settings
-        if time.monotonic() - self._read_at >= s.cache_seconds:
-            self.refresh(errors)
-            self._read_at = time.monotonic()
+        with self._refresh_lock:
+            if self._refreshed.due():
+                self.refresh(errors)
+                self._refreshed.set()
         with self._lock:
             snap, advice, forecasts = self._snapshot, dict(self._advice), dict(self._forecasts)
             forecast_at, forecast_seconds = self._forecast_at, self._forecast_seconds

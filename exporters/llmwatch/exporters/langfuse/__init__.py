@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmwatch.core.checks import url_setting
 from llmwatch.core.exporter import ExporterSpec
 from llmwatch.core.settings import Settings, setting
 
 DESCRIPTION = ("Langfuse observations, tokens, cost, errors, scores and generation latency per project and model: "
                "from Postgres for Langfuse v2, from the public metrics API for v3 and v4.")
 
-
-def _url(value) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be Langfuse's base URL such as http://langfuse-web:3000, got {value!r}")
 
 
 def _dsn(value) -> None:
@@ -24,7 +21,7 @@ def _dsn(value) -> None:
 @dataclass(frozen=True)
 class LangfuseSettings:
     port: int = setting(min=1, max=65535)
-    url: str = setting(check=_url, help="Langfuse web (health and public API)")
+    url: str = setting(check=url_setting("http://langfuse-web:3000"), help="Langfuse web (health and public API)")
     source: str = setting(choices=("auto", "postgres", "api"), help="auto: postgres for v2, the API for v3/v4")
     public_key: str = setting(secret=True, help="project public key pk-lf-... (v3/v4)")
     secret_key: str = setting(secret=True, help="project secret key sk-lf-... (v3/v4)")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -22,7 +21,9 @@ from datetime import datetime, timedelta, timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher
-from llmwatch.core.scrape import ExporterCollector, ScrapeErrors
+from llmwatch.core.cache import Expiring
+from llmwatch.core.logs import WarnOnce
+from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_at_a_time
 from llmwatch.exporters.langfuse.api import ApiSource
 from llmwatch.exporters.langfuse.postgres import ERRORS as DB_ERRORS, PostgresSource
 from llmwatch.exporters.langfuse.totals import SourceError, Totals
@@ -63,13 +64,13 @@ class LangfuseExporter:
         self.version = UNKNOWN
         self.source: PostgresSource | ApiSource | None = None
         self.counted_until: datetime | None = None
-        self.refreshed_at: float | None = None
+        self.refreshed = Expiring(cache_seconds, clock)
         self.refresh_ok = False
         self.refresh_seconds: float | None = None
         self.counting = False  # totals are exposed once a first refresh succeeded
-        self.warned: set[str] = set()
-        self.collector = ExporterCollector("langfuse", self.scrape, reasons=ERROR_REASONS)
-        self._lock = threading.Lock()
+        self.warn = WarnOnce(log)
+        # two Prometheus servers take turns; every row is still counted once
+        self.collector = ExporterCollector("langfuse", one_at_a_time(self.scrape), reasons=ERROR_REASONS)
 
     def close(self) -> None:
         if self.source is not None:
@@ -77,10 +78,6 @@ class LangfuseExporter:
         self.fetcher.close()
 
     def scrape(self, errors: ScrapeErrors) -> list:
-        with self._lock:  # two Prometheus servers take turns; every row is still counted once
-            return self._scrape(errors)
-
-    def _scrape(self, errors: ScrapeErrors) -> list:
         start = self.clock()
         health = self.fetcher.get_all([f"{self.url}/api/public/health"], self.budget)[0]
         try:
@@ -93,12 +90,12 @@ class LangfuseExporter:
             self._warn(health.error, f"health: {health.detail}")
             errors.add(health.error)
 
-        if self.refreshed_at is None or self.clock() - self.refreshed_at >= self.cache_seconds:
-            self.refreshed_at = self.clock()
+        if self.refreshed.due():
+            self.refreshed.set()
             try:
                 self._refresh(start + self.budget)
                 self.refresh_ok = True
-                self.warned.clear()
+                self.warn.clear()
             except SourceError as e:
                 self.refresh_ok = False
                 errors.add(e.reason)
@@ -106,10 +103,8 @@ class LangfuseExporter:
         return self._families(health)
 
     def _warn(self, reason: str, detail: str) -> None:
-        if reason not in self.warned:  # once per reason until the next good refresh
-            self.warned.add(reason)
-            log.warning("Langfuse not read", extra={"url": self.url, "reason": reason, "detail": detail,
-                                                    "version": self.version})
+        # once per reason until the next good refresh
+        self.warn(reason, "Langfuse not read", url=self.url, reason=reason, detail=detail, version=self.version)
 
     def _choose_source(self) -> PostgresSource | ApiSource:
         version = version_tuple(self.version)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmwatch.core.checks import url_setting
 from llmwatch.core.exporter import ExporterSpec
 from llmwatch.core.settings import Settings, setting
 
@@ -12,15 +13,11 @@ DESCRIPTION = ("The LiteLLM proxy's liveness, readiness, database and version, i
                "LiteLLM's own litellm_* metrics are scraped by Prometheus directly.")
 
 
-def _url(value) -> None:
-    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-        raise ValueError(f"must be the proxy's base URL such as http://litellm:4000, got {value!r}")
-
 
 @dataclass(frozen=True)
 class LitellmSettings:
     port: int = setting(min=1, max=65535)
-    url: str = setting(check=_url, help="the proxy's base URL")
+    url: str = setting(check=url_setting("http://litellm:4000"), help="the proxy's base URL")
     master_key: str = setting(secret=True, help="LiteLLM master key (admin API); environment only")
     top_n: int = setting(min=1, max=1000, help="keys, teams and users shown by name; the rest summed as \"other\"")
     max_rows: int = setting(min=100, max=1_000_000, help="keys/users read per refresh at most")

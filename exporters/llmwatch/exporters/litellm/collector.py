@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,9 @@ from urllib.parse import urlencode
 from prometheus_client.core import GaugeMetricFamily
 
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
-from llmwatch.core.scrape import ExporterCollector, ScrapeErrors
+from llmwatch.core.cache import Expiring
+from llmwatch.core.logs import WarnOnce
+from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_at_a_time
 from llmwatch.exporters.litellm import payloads
 from llmwatch.exporters.litellm.payloads import BadPayload, Spender
 
@@ -39,24 +40,6 @@ LISTS = {  # kind -> (path, rows key, page-size parameter, extra parameters)
     "user": ("/user/list", "users", "page_size", {}),
 }
 SPENDER_LABELS = {"key": ["hashed_api_key", "api_key_alias"], "team": ["team", "team_alias"], "user": ["user"]}
-
-
-@dataclass
-class Cached:
-    """An answer kept for ``seconds`` after it was read."""
-
-    seconds: float
-    value: Any = None
-    at: float = -math.inf
-
-    def due(self, now: float) -> bool:
-        return self.value is None or now - self.at >= self.seconds
-
-    def set(self, value: Any, now: float) -> None:
-        self.value, self.at = value, now
-
-    def drop(self) -> None:
-        self.value, self.at = None, -math.inf
 
 
 @dataclass
@@ -80,14 +63,13 @@ class LitellmExporter:
         self.deployment_health = deployment_health
         self.clock = clock
         self.today = today
-        self.models = Cached(metadata_seconds)
-        self.admin = Cached(admin_seconds)
-        self.health = Cached(health_seconds)
+        self.models = Expiring(metadata_seconds, clock)
+        self.admin = Expiring(admin_seconds, clock)
+        self.health = Expiring(health_seconds, clock)
         self.unsupported: set[str] = set()  # paths this LiteLLM version answers 404
-        self.warned: set[tuple[str, str]] = set()
+        self.warn = WarnOnce(log)
         self.asked: list[str] = []  # endpoints asked this scrape
-        self.collector = ExporterCollector("litellm", self.scrape, reasons=ERROR_REASONS)
-        self._lock = threading.Lock()
+        self.collector = ExporterCollector("litellm", one_at_a_time(self.scrape), reasons=ERROR_REASONS)
 
     def close(self) -> None:
         self.fetcher.close()
@@ -126,10 +108,9 @@ class LitellmExporter:
     def _fail(self, path: str, reason: str, detail: str, errors: ScrapeErrors, failed: list[str]) -> None:
         errors.add(reason)
         failed.append(path.split("?", 1)[0])
-        if (path, reason) not in self.warned:  # once per endpoint and reason, not every 30 s
-            self.warned.add((path, reason))
-            log.warning("LiteLLM endpoint not read", extra={"url": self.url, "endpoint": path.split("?", 1)[0],
-                                                            "reason": reason, "detail": detail})
+        # once per endpoint and reason, not every 30 s
+        self.warn((path, reason), "LiteLLM endpoint not read", url=self.url, endpoint=path.split("?", 1)[0],
+                  reason=reason, detail=detail)
 
     def _parse(self, path: str, parser: Callable[[], Any], errors: ScrapeErrors, failed: list[str]) -> Any:
         try:
@@ -141,10 +122,6 @@ class LitellmExporter:
     # ---- scrape -------------------------------------------------------------------------------
 
     def scrape(self, errors: ScrapeErrors) -> list:
-        with self._lock:  # two Prometheus servers take turns; caches stay consistent
-            return self._scrape(errors)
-
-    def _scrape(self, errors: ScrapeErrors) -> list:
         now = self.clock()
         deadline = now + self.budget
         failed: list[str] = []
@@ -248,10 +225,9 @@ class LitellmExporter:
                 if parsed is None:
                     return False
                 rows.extend(parsed[0])
-            if pages > last and (kind, "truncated") not in self.warned:
-                self.warned.add((kind, "truncated"))
-                log.warning("more LiteLLM rows than max_rows; the rest are left out of the spend figures",
-                            extra={"list": list_path, "total": total, "read": len(rows)})
+            if pages > last:
+                self.warn((kind, "truncated"), "more LiteLLM rows than max_rows; the rest are left out of the "
+                          "spend figures", list=list_path, total=total, read=len(rows))
         found = self._parse(list_path, lambda: payloads.spenders(rows, kind), errors, failed)
         if found is None:
             return False

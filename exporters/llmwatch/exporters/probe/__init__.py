@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from llmwatch.core.exporter import ExporterSpec
 from llmwatch.core.settings import Settings, setting
 from llmwatch.upstreams.streaming import APIS
-from llmwatch.upstreams.vllm_discovery import DiscoverySettings, check_url
+from llmwatch.core.checks import check_url
+from llmwatch.upstreams.vllm_discovery import DiscoverySettings
 
 DESCRIPTION = ("Streams a tiny chat completion through LiteLLM and to each engine on an interval: "
                "client-side TTFT, time per output token, end-to-end time and outcome per target and model.")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from llmwatch.core.cache import ExpiringMap
 from llmwatch.exporters.probe import StaticTarget
 from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
 
@@ -59,19 +60,17 @@ class TargetSource:
         self.vllm_static, self.discovery = list(vllm_static), discovery
         self.litellm_url, self.litellm_key, self.litellm_models = litellm_url.rstrip("/"), litellm_key, litellm_models
         self.models_seconds, self.timeout, self.clock = models_seconds, timeout, clock
-        self._models: dict[str, tuple[float, tuple[str, ...]]] = {}  # url -> (when, ids)
+        self._models: ExpiringMap[str, tuple[str, ...]] = ExpiringMap(models_seconds, clock)  # url -> ids
 
     async def _list_models(self, client: httpx.AsyncClient, url: str, headers: dict[str, str],
                            base_only: bool) -> tuple[str, ...]:
-        cached = self._models.get(url)
-        if cached and self.clock() - cached[0] < self.models_seconds:
-            return cached[1]
+        if self._models.fresh(url):
+            return self._models[url]
         response = await client.get(url + "/v1/models", headers=headers, timeout=self.timeout)
         if response.status_code != 200:
             raise ValueError(f"HTTP {response.status_code}")
         ids = tuple(model_ids(response.content, base_only=base_only))
-        self._models[url] = (self.clock(), ids)
-        return ids
+        return self._models.set(url, ids)
 
     async def _probe(self, client, *, name: str, url: str, api: str, via: str, source: str, model: str,
                      key: str, base_only: bool = True, listed: tuple[str, ...] = ()) -> Probe:

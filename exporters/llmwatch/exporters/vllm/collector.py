@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -19,7 +18,8 @@ from collections.abc import Callable, Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Sample
 
-from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, up_family
+from llmwatch.core.logs import WarnOnce
+from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, one_at_a_time, up_family
 from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
 from llmwatch.exporters.vllm.exposition import ExpositionReader, Series
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
@@ -70,7 +70,7 @@ class TargetState:
         self.health_at = -math.inf
         self.up = False
         self.errors = dict.fromkeys(TARGET_REASONS, 0)
-        self.warned: set[str] = set()
+        self.warn = WarnOnce(log)  # once per target and reason, not every 30 s
 
     def reader(self) -> ExpositionReader:
         """The target's reader; its series carry ``container`` and ``vllm_version`` labels."""
@@ -107,9 +107,10 @@ class VllmExporter:
         self.states: dict[tuple[str, str], TargetState] = {}
         self.last_discovered: list[Target] = []
         self.docker_up: bool | None = None
-        self.collector = ExporterCollector("vllm", self.scrape, reasons=ERROR_REASONS)
+        # Two Prometheus servers scraping at once take turns: the per-target state (caches,
+        # up/down transitions) stays consistent and the upstreams are not asked twice as often.
+        self.collector = ExporterCollector("vllm", one_at_a_time(self.scrape), reasons=ERROR_REASONS)
         self.text_only = True  # serve PassthroughFamily lines as they are
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.fetcher.close()
@@ -152,12 +153,6 @@ class VllmExporter:
     # ---- scrape -------------------------------------------------------------------------------
 
     def scrape(self, errors: ScrapeErrors) -> list:
-        # Two Prometheus servers scraping at once take turns: the per-target state (caches,
-        # up/down transitions) stays consistent and the upstreams are not asked twice as often.
-        with self._lock:
-            return self._scrape(errors)
-
-    def _scrape(self, errors: ScrapeErrors) -> list:
         states = [self._state(t) for t in self.targets(errors)]
         live = {(s.target.name, s.target.url) for s in states}
         self.states = {k: v for k, v in self.states.items() if k in live}
@@ -193,10 +188,8 @@ class VllmExporter:
     def _fail(self, state: TargetState, reason: str, detail: str, errors: ScrapeErrors) -> None:
         state.errors[reason] += 1
         errors.add(reason)
-        if reason not in state.warned:  # once per target and reason, not every 30 s
-            state.warned.add(reason)
-            log.warning("vLLM target not scraped", extra={"container": state.target.name, "url": state.target.url,
-                                                          "reason": reason, "detail": detail})
+        state.warn(reason, "vLLM target not scraped", container=state.target.name, url=state.target.url,
+                   reason=reason, detail=detail)
 
     def _read_metrics(self, result: TargetResult, reply: Reply, errors: ScrapeErrors) -> None:
         state = result.state
@@ -213,7 +206,7 @@ class VllmExporter:
         if problems:
             self._fail(state, "invalid_line", f"{len(problems)} unreadable lines, first: {problems[0]}", errors)
         if not state.up:
-            state.warned.clear()
+            state.warn.clear()
             log.info("vLLM target up", extra={"container": state.target.name, "url": state.target.url})
         state.up = True
         normalised = normalise(families, self.prefixes)

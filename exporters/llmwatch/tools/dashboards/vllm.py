@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmwatch import mixin
 from llmwatch.tools.dashboards import limits
-from llmwatch.tools.dashboards.grafana import (BAD, DASHED, FIRING_ALERTS, INFO, OK, WARN, annotation, dashboard,
+from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, annotation, dashboard,
                                           heatmap, link, override, prom, query_variable, row, stat, steps,
                                           table, timeseries)
 

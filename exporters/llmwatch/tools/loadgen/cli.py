@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from llmwatch.core.checks import url_problem
 from llmwatch.tools.loadgen.run import Endpoint, Record, drive, plan, summarize
 from llmwatch.upstreams.streaming import APIS
 from llmwatch.exporters.probe.targets import model_ids
@@ -63,8 +64,9 @@ def _endpoint_arg(text: str) -> tuple[str, str]:
     name, sep, url = text.partition("=")
     if not sep:
         name, url = "", text
-    if not url.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"expected URL or NAME=URL with an http(s) URL, got {text!r}")
+    problem = url_problem(url, example="http://gpu-host:8000")
+    if problem:
+        raise argparse.ArgumentTypeError(f"expected URL or NAME=URL with an http(s) base URL: {problem}")
     return name, url.rstrip("/")
 
 

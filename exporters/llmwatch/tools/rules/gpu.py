@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmwatch.tools.rules.build import Group, alert, record
+from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
 GPU alerts, from the llmwatch GPU exporter (NVML). Tests: config/prometheus/tests/gpu_test.yml.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from llmwatch import mixin
-from llmwatch.tools.rules.build import Group, alert, record
+from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
 Host and container alerts, from node-exporter and cAdvisor. The named volumes of Prometheus,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmwatch.tools.rules.build import Group, alert, record
+from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
 Langfuse alerts, from the llmwatch Langfuse exporter. Tests: config/prometheus/tests/langfuse_test.yml.

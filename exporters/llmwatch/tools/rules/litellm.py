@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmwatch import mixin
 from llmwatch.mixin import fmt, percent
-from llmwatch.tools.rules.build import Group, alert, record
+from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
 LiteLLM alerts: the proxy's health and budgets from the llmwatch LiteLLM exporter, error and

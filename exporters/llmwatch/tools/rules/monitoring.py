@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmwatch.tools.rules.build import Group, alert, record
+from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
 The monitoring stack watching itself: targets down, rules failing, notifications failing, and

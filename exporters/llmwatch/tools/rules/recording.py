@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmwatch.tools.rules.build import Group, alert, record
+from llmwatch.tools.rules.build import Group, record
 
 HEADER = """\
 Recording rules: the per-model percentiles, token rates and error ratios the dashboards and

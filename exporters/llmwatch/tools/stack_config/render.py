@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import bcrypt
 import yaml
 
+from llmwatch.core.checks import Problems, url_problem
 from llmwatch.mixin import MIXIN
 
 # Exporters that can be switched off with COMPOSE_PROFILES: profile -> (job, address in compose),
@@ -38,12 +39,8 @@ TITLE = '{{ template "llmwatch.title" . }}'
 TEXT = '{{ template "llmwatch.text" . }}'
 
 
-class StackConfigError(Exception):
+class StackConfigError(Problems):
     """Bad values in the environment; ``problems`` has one line per variable."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -68,16 +65,8 @@ class StackEnv:
 
 
 def _url_problem(name: str, value: str) -> str | None:
-    if any(c.isspace() or not c.isprintable() for c in value):
-        return f"{name} must be a URL without spaces or control characters, got {value!r}"
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{name} must be an http:// or https:// URL, got {value!r}"
-    try:
-        parts.port
-    except ValueError:
-        return f"{name} has a bad port: {value!r}"
-    return None
+    problem = url_problem(value, example="https://hooks.example.com/alerts", base=False)
+    return f"{name}: {problem}" if problem else None
 
 
 def load_env(environ: dict[str, str]) -> StackEnv:

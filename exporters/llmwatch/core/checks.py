@@ -1,0 +1,48 @@
+"""Checks of user input shared by settings, stack-config and the tools: one rule for a URL, and
+one error that carries every problem found, so a user fixes all bad keys in one go."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+class Problems(ValueError):
+    """Invalid input; ``problems`` holds one line per bad key or value."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def url_problem(url: object, *, example: str = "http://10.0.0.5:8000", base: bool = True) -> str | None:
+    """What is wrong with an http(s) URL, or None: the scheme, a host, a valid port, no spaces or
+    control characters, and for a ``base`` URL no ?query or #fragment."""
+    if not isinstance(url, str):
+        return f"{url!r} is not an http(s) URL such as {example}"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return f"{url!r} contains spaces or control characters"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http(s) {'base ' if base else ''}URL such as {example}"
+    try:
+        parts.port
+    except ValueError:
+        return f"{url!r} has an invalid port"
+    if base and (parts.query or parts.fragment):
+        return f"{url!r} must be a base URL without ?query or #fragment"
+    return None
+
+
+def check_url(url: object, where: str = "", *, example: str = "http://10.0.0.5:8000", base: bool = True) -> str:
+    """The URL without a trailing slash; ValueError("<where>: <problem>") when it is not usable."""
+    problem = url_problem(url, example=example, base=base)
+    if problem:
+        raise ValueError(f"{where}: {problem}" if where else problem)
+    return str(url).rstrip("/")
+
+
+def url_setting(example: str):
+    """A ``setting(check=...)`` for a base URL such as ``example``."""
+    def check(value: object) -> None:
+        check_url(value, example=example)
+    return check

@@ -1,0 +1,119 @@
+"""The small shared helpers: caches, URL checks, problem lists, warn-once, one scrape at a time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from llmwatch.core.cache import Expiring, ExpiringMap
+from llmwatch.core.checks import Problems, check_url, url_problem
+from llmwatch.core.logs import WarnOnce
+from llmwatch.core.scrape import ScrapeErrors, one_at_a_time
+from llmwatch.core.settings import SettingsError
+from llmwatch.queueing.config import ConfigError
+from llmwatch.tools.stack_config.render import StackConfigError
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_expiring_is_due_until_set_and_again_after_its_seconds():
+    clock = Clock()
+    cache = Expiring(30, clock)
+    assert cache.due()
+    cache.set({"a": 1})
+    clock.now += 29.9
+    assert not cache.due() and cache.value == {"a": 1}
+    clock.now += 0.1
+    assert cache.due()
+    cache.drop()
+    assert cache.due() and cache.value is None
+    zero = Expiring(0, clock)
+    zero.set()
+    assert zero.due(), "0 seconds keeps nothing"
+
+
+def test_expiring_map_keeps_each_key_its_own_time_and_forgets_what_is_gone():
+    clock = Clock()
+    names = ExpiringMap(60, clock)
+    names.set("a", "vllm-a")
+    names.set("b", None, seconds=10)  # a stored None is a fresh answer too
+    clock.now += 10
+    assert names.fresh("a") and not names.fresh("b") and not names.fresh("c")
+    assert names["a"] == "vllm-a"
+    names.keep(["b"])
+    assert not names.fresh("a") and len(names) == 1
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("http://10.0.0.5:8000", None),
+    ("https://litellm:4000/", None),
+    ("ftp://x", "is not an http(s) base URL"),
+    ("http://:8000", "is not an http(s) base URL"),
+    ("http://a:99999", "has an invalid port"),
+    ("http://a:1/metrics?x=1", "without ?query or #fragment"),
+    ("http://a b", "spaces or control characters"),
+    ("http://a\n", "spaces or control characters"),
+    (42, "is not an http(s) URL"),
+])
+def test_one_url_rule(url, problem):
+    found = url_problem(url)
+    assert (found is None) if problem is None else (problem in found), found
+
+
+def test_check_url_names_where_and_strips_the_slash():
+    assert check_url("http://a:1/") == "http://a:1"
+    with pytest.raises(ValueError, match=r"^entry 2: 'ftp://x' is not an http\(s\) base URL such as http://h:1$"):
+        check_url("ftp://x", "entry 2", example="http://h:1")
+
+
+@pytest.mark.parametrize("error", [SettingsError, ConfigError, StackConfigError])
+def test_every_problem_list_error_is_one_kind(error):
+    e = error(["a.b must be a number", "c is missing"])
+    assert isinstance(e, Problems) and isinstance(e, ValueError)
+    assert e.problems == ["a.b must be a number", "c is missing"] and str(e) == "a.b must be a number; c is missing"
+
+
+def test_warn_once_per_key_until_cleared(caplog):
+    warn = WarnOnce(logging.getLogger("t"))
+    with caplog.at_level(logging.WARNING):
+        assert warn(("u", "timeout"), "not read", url="u")
+        assert not warn(("u", "timeout"), "not read", url="u")
+        assert warn(("u", "http_status"), "not read", url="u")
+        warn.clear(("u", "timeout"))
+        assert warn(("u", "timeout"), "not read", url="u")
+    assert [r.url for r in caplog.records] == ["u", "u", "u"]
+
+
+def test_one_scrape_at_a_time():
+    inside, most, lock = [0], [0], threading.Lock()
+    entered = threading.Event()
+    release = threading.Event()
+
+    def scrape(errors):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        entered.set()
+        release.wait(5)
+        with lock:
+            inside[0] -= 1
+        return ["family"]
+
+    serial = one_at_a_time(scrape)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(serial(ScrapeErrors()))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    assert entered.wait(5)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert results == [["family"]] * 4 and most[0] == 1
