@@ -144,29 +144,22 @@ def burn_rate_rules(m: Mixin) -> list:
 
 
 def burn_rate_alerts(m: Mixin) -> list:
-    fast, slow = m.fast_burn, m.slow_burn
-    return [
-        alert("TtftSloFastBurn", f"model_name:llmwatch_slo_ttft_burn_rate:1h > {fmt(fast)} and on (model_name) "
-                                 f"model_name:llmwatch_slo_ttft_burn_rate:5m > {fmt(fast)}", for_="2m", severity="critical",
-              summary="The TTFT SLO's error budget is burning fast.",
-              description=f"{{{{ $labels.model_name }}}} answers more than {percent(fast * LATENCY_BUDGET)} of requests slower "
-                          "than its TTFT SLO over the last hour and 5 minutes ({{ $value | printf \"%.1f\" }}x the budget "
-                          "rate): a month's budget goes in two days."),
-        alert("TtftSloSlowBurn", f"model_name:llmwatch_slo_ttft_burn_rate:6h > {fmt(slow)} and on (model_name) "
-                                 f"model_name:llmwatch_slo_ttft_burn_rate:30m > {fmt(slow)}", for_="15m", severity="warning",
-              summary="The TTFT SLO's error budget is burning.",
-              description=f"{{{{ $labels.model_name }}}} has answered more than {percent(slow * LATENCY_BUDGET)} of requests "
-                          "slower than its TTFT SLO for 6 hours ({{ $value | printf \"%.1f\" }}x the budget rate): a "
-                          "month's budget goes in five days."),
-        alert("ErrorSloFastBurn", f"model_name:llmwatch_slo_error_burn_rate:1h > {fmt(fast)} and on (model_name) "
-                                  f"model_name:llmwatch_slo_error_burn_rate:5m > {fmt(fast)}", for_="2m", severity="critical",
-              summary="The error SLO's budget is burning fast.",
-              description=f"{{{{ $labels.model_name }}}} fails API requests (5xx) at {fmt(fast)}x its error budget or more over "
-                          "the last hour and 5 minutes ({{ $value | printf \"%.1f\" }}x the budget rate): a month's budget "
-                          "goes in two days."),
-        alert("ErrorSloSlowBurn", f"model_name:llmwatch_slo_error_burn_rate:6h > {fmt(slow)} and on (model_name) "
-                                  f"model_name:llmwatch_slo_error_burn_rate:30m > {fmt(slow)}", for_="15m", severity="warning",
-              summary="The error SLO's budget is burning.",
-              description=f"{{{{ $labels.model_name }}}} has failed API requests (5xx) at {fmt(slow)}x its error budget or "
-                          "more for 6 hours ({{ $value | printf \"%.1f\" }}x the budget rate): a month's budget goes in five days."),
-    ]
+    """Multiwindow burn-rate alerts for the TTFT and the error SLO: page fast burns, ticket slow ones."""
+    rules = []
+    for slo, what, summary, how in (
+            ("ttft", "Ttft", "The TTFT SLO's error budget is burning",
+             lambda burn: f"answers more than {percent(burn * LATENCY_BUDGET)} of requests slower than its TTFT SLO"),
+            ("error", "Error", "The error SLO's budget is burning",
+             lambda burn: f"fails API requests (5xx) at {fmt(burn)}x its error budget or more")):
+        for speed, burn, long, short, for_, severity, horizon, lasting in (
+                ("Fast", m.fast_burn, "1h", "5m", "2m", "critical", "two days", "over the last hour and 5 minutes"),
+                ("Slow", m.slow_burn, "6h", "30m", "15m", "warning", "five days", "for 6 hours")):
+            rules.append(alert(
+                f"{what}Slo{speed}Burn",
+                f"model_name:llmwatch_slo_{slo}_burn_rate:{long} > {fmt(burn)} and on (model_name) "
+                f"model_name:llmwatch_slo_{slo}_burn_rate:{short} > {fmt(burn)}", for_=for_, severity=severity,
+                summary=summary + (" fast." if speed == "Fast" else "."),
+                description=f"{{{{ $labels.model_name }}}} {how(burn)} {lasting} "
+                            "({{ $value | printf \"%.1f\" }}x the budget rate): a month's budget goes in "
+                            f"{horizon}."))
+    return rules
