@@ -21,17 +21,24 @@ def normalise(text: str) -> str:
     return DURATION.sub(r"\1 <duration>", text)
 
 
+def pytest_collection_modifyitems(items):
+    """A test that uses the real PostgreSQL server is an integration test, wherever it lives."""
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture
 def golden(request):
     """``golden(path, text)``: compare with the file, or write it under --update-golden."""
 
     def check(path: Path, text: str) -> None:
         text = normalise(text)
-        if request.config.getoption("--update-golden") or not path.exists():
-            if not request.config.getoption("--update-golden") and os.environ.get("CI") == "true":
-                pytest.fail(f"golden file missing: {path}")
+        if request.config.getoption("--update-golden"):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        elif not path.exists():  # never written silently: a new golden file is reviewed like any change
+            pytest.fail(f"golden file missing: {path}; create it with ./scripts/test --update-golden and review it")
         assert text == path.read_text(), f"exposition differs from {path}; run pytest --update-golden and review the diff"
 
     return check

@@ -147,6 +147,7 @@ def test_grafana_provisions_the_folder_and_opens_overview_at_home():
     assert (DASHBOARDS / FOLDER / "overview.json").exists()
 
 
+@pytest.mark.integration
 def test_logql_queries_parse_with_grafanas_grammar():
     node = shutil.which("node")
     if not node or not (LOGQL_CHECK / "node_modules" / "@grafana" / "lezer-logql").exists():

@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sys
 import threading
-import time
 
 import httpx
 import pytest
 
-from llmwatch.core.fetch import Fetcher
 from llmwatch.simulation.demo import ENGINES, MASTER_KEY, Demo
 from llmwatch.simulation.demo.engine import LiveEngine
 from llmwatch.simulation.nvml import http_loads, simulated_node
@@ -19,31 +18,51 @@ from llmwatch.queueing.config import MonoCluster
 from llmwatch.exporters.vllm.collector import VllmExporter, vllm_fetcher
 from llmwatch.upstreams.vllm_discovery import Target
 from llmwatch.simulation.vllm import Engine
-from tests.procs import REPO, Process, render, value, wait_until
+from tests.procs import Process, render, value, wait_until
+
+
+class VirtualTime:
+    """A clock whose sleeps advance it at once: the engine's timing, without waiting for it."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
 
 
 def test_requests_queue_fifo_for_slots_as_the_simulator_models_them():
     # one slot; prefill 50 tokens at 1000/s = 0.05 s, decode 100/s: 5 tokens take 0.01 s each
-    live = LiveEngine(Engine(model_name="m"), MonoCluster(gpus=1, prefill_tokens_per_s=1000.0, decode_tokens_per_s=100.0))
-    firsts: dict[int, float] = {}
-    start = time.monotonic()
+    clock = VirtualTime()
+    live = LiveEngine(Engine(model_name="m"), MonoCluster(gpus=1, prefill_tokens_per_s=1000.0, decode_tokens_per_s=100.0),
+                      clock=clock, sleep=clock.sleep)
+    first = live.tokens(50, 5)
+    assert next(first) == 0 and clock() == pytest.approx(0.06)  # prefill + one decode step; the slot is held
 
-    def client(i: int) -> None:
+    seconds: dict[str, float] = {}
+
+    def second_client() -> None:  # arrives at 0.06 while the first holds the only slot
+        arrived = clock()
         for k in live.tokens(50, 5):
             if k == 0:
-                firsts[i] = time.monotonic() - start
+                seconds["ttft"] = clock() - arrived
 
-    first = threading.Thread(target=client, args=(0,))
-    first.start()
-    time.sleep(0.01)  # the second arrives while the first holds the slot
-    second = threading.Thread(target=client, args=(1,))
+    second = threading.Thread(target=second_client)
     second.start()
-    first.join(), second.join()
-    # first: prefill + one decode step; second: waits for the first's 0.05 + 0.05 s, then the same
-    assert firsts[0] == pytest.approx(0.06, abs=0.01)
-    assert firsts[1] == pytest.approx(0.10 + 0.06, abs=0.015)
-    queue = live.engine.histograms["queue"]
-    assert queue.count == 2 and queue.sum == pytest.approx(0.09, abs=0.015)
+    wait_until(lambda: live.engine.waiting == 1, 10, "the second request queued")
+    assert list(first) == [1, 2, 3, 4] and clock() == pytest.approx(0.10)  # the first ends, handing its slot over
+    second.join(10)
+    # the second waited 0.04 s for the slot, then prefill + one decode step like the first
+    assert seconds["ttft"] == pytest.approx(0.04 + 0.06)
+    queue, ttft = live.engine.histograms["queue"], live.engine.histograms["ttft"]
+    assert queue.count == 2 and queue.sum == pytest.approx(0.04)
+    assert ttft.count == 2 and ttft.sum == pytest.approx(0.06 + 0.10)
     assert live.engine.running == 0 and live.engine.waiting == 0
 
 
@@ -98,19 +117,21 @@ def test_the_demo_serves_every_upstream_and_the_gpus_follow_its_traffic():
 
 
 def test_the_demo_command_writes_its_prometheus_targets_and_removes_them(tmp_path):
-    targets = tmp_path / "targets"
-    demo = Process([str(REPO / ".venv" / "bin" / "python"), "-m", "llmwatch", "demo", "--targets-dir", str(targets)],
-                   tmp_path / "demo.log")
+    targets, urls = tmp_path / "targets", tmp_path / "urls.json"
+    demo = Process([sys.executable, "-m", "llmwatch", "demo", "--any-ports", "--urls-file", str(urls),
+                    "--targets-dir", str(targets)], tmp_path / "demo.log")
     try:
-        wait_until(lambda: httpx.get("http://127.0.0.1:8000/").status_code == 200, 20, "the demo's status page")
+        wait_until(lambda: urls.exists() or demo.proc.poll() is not None, 20, "the demo's URLs")
+        status = json.loads(urls.read_text())["status"]
+        assert httpx.get(status + "/").status_code == 200
         files = sorted(p.name for p in targets.iterdir())
         assert files == ["litellm-demo.json", "llmwatch-gpu-demo.json", "llmwatch-langfuse-demo.json",
                          "llmwatch-litellm-demo.json", "llmwatch-probe-demo.json", "llmwatch-vllm-demo.json"]
         gpu = json.loads((targets / "llmwatch-gpu-demo.json").read_text())
         assert gpu == [{"targets": ["demo-gpu-exporter:9445"], "labels": {"simulated": "true"}}]
-        assert "SIMULATED" in httpx.get("http://127.0.0.1:8000/").text
+        assert "SIMULATED" in httpx.get(status + "/").text
         demo.proc.send_signal(signal.SIGTERM)
         assert demo.proc.wait(10) == 0
-        assert list(targets.iterdir()) == []
+        assert list(targets.iterdir()) == [] and not urls.exists()
     finally:
         demo.stop()

@@ -55,16 +55,18 @@ def test_compares_two_endpoints_on_the_same_requests(tmp_path, capsys):
     assert "TTFT p95" in printed and "goodput" in printed and str(folder) in printed
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.2])
+@pytest.mark.parametrize("delay", [0.1, 0.25])
 def test_measured_ttft_is_the_injected_delay(tmp_path, delay):
-    with ScriptedStreamServer([delay] + openai_events(3)) as server:
+    # each token a delay after the last: timing the wrong event would be off by a whole delay
+    with ScriptedStreamServer([delay] + openai_events(3, gap=delay)) as server:
         assert cli.main(["--url", server.url, "--model", "m", "--rate", "10", "--duration", "1", "--quiet",
                          "--no-plot", "--out", str(tmp_path)]) == 0
     summary, rows, _ = results(tmp_path)
     (result,) = summary["endpoints"].values()
     ttfts = [float(r["ttft_s"]) for r in rows]
-    assert min(ttfts) >= delay and result["ttft_seconds"]["p50"] < delay + 0.01
-    assert result["send_lag_seconds"]["p99"] < 0.005
+    assert min(ttfts) >= delay and result["ttft_seconds"]["p50"] < 2 * delay
+    # requests leave on their planned times: a scheduler that sent late or in bursts lags by seconds
+    assert 0 <= result["send_lag_seconds"]["p99"] < 0.1
 
 
 def test_failures_are_counted_by_outcome_not_fatal(tmp_path):

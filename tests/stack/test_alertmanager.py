@@ -16,6 +16,8 @@ from hypothesis import given, settings, strategies as st
 from llmwatch.tools.stack_config import render
 from tests.conftest import require_binary
 
+pytestmark = pytest.mark.integration  # promtool / amtool, real binaries
+
 REPO = Path(__file__).resolve().parents[2]
 ALERTMANAGER = REPO / "config" / "alertmanager"
 BASE = {"PROMETHEUS_PASSWORD": "a-long-password-123", "COMPOSE_PROFILES": "gpu,vllm"}

@@ -16,6 +16,8 @@ import yaml
 
 from tests.conftest import require_binary
 
+pytestmark = pytest.mark.integration  # promtool / amtool, real binaries
+
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = REPO / "config" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))

@@ -17,6 +17,7 @@ sk-lf-demo), status and GPU load 8000. Point the exporters at them, e.g.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=float, default=0.0, help="requests per second through the proxy (default 0)")
     parser.add_argument("--load-url", default="",
                         help="--role gpu: the simulated containers' load follows this URL (the demo's /load)")
+    parser.add_argument("--any-ports", action="store_true",
+                        help="listen on free ports instead of the fixed ones (see --urls-file)")
+    parser.add_argument("--urls-file", type=Path,
+                        help="write the served URLs here as JSON once listening; removed on exit")
     parser.add_argument("--targets-dir", type=Path,
                         help="write Prometheus target files for the demo exporters here; removed on exit")
     args, rest = parser.parse_known_args(argv)
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("INFO", frozenset())
 
     try:
-        demo = Demo(host=args.host, role=args.role, load_rate=args.load).start()
+        demo = Demo(host=args.host, role=args.role, load_rate=args.load, fixed_ports=not args.any_ports).start()
     except OSError as e:
         print(f"llmwatch demo: cannot listen: {e}", file=sys.stderr)
         return 1
@@ -60,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, targets in render.demo_targets().items():
             write(args.targets_dir / name, render.dump_json(targets))
             written.append(args.targets_dir / name)
+    if args.urls_file:
+        write(args.urls_file, json.dumps(demo.urls()))
+        written.append(args.urls_file)
     log.info("serving SIMULATED upstreams", extra={"urls": demo.urls(), "load_per_second": args.load})
 
     stop = threading.Event()

@@ -2,7 +2,7 @@
 
 Prometheus and Alertmanager cannot read environment variables in their configuration files, yet
 the user configures llmwatch in one place, ``.env``. The one-shot compose service ``stack-config``
-runs ``python -m llmwatch.tools.stack_config`` before them and writes, into their volumes:
+runs ``llmwatch stack-config`` before them and writes, into their volumes:
 
 - Prometheus: ``web.yml`` (basic auth, bcrypt of PROMETHEUS_PASSWORD), the password itself for
   Prometheus' own scrape, LiteLLM's master key for scraping LiteLLM's /metrics, and one target
