@@ -21,7 +21,7 @@ PROVISIONING = REPO / "config" / "grafana" / "provisioning"
 DATASOURCE_UIDS = {d["uid"]: d["type"] for d in
                    yaml.safe_load((PROVISIONING / "datasources" / "datasources.yml").read_text())["datasources"]}
 LOGQL_CHECK = REPO / "tests" / "dashboards" / "logql"
-# The seed's seven boards plus Overview and Cost & capacity.
+# Seven boards plus Overview and Cost & capacity.
 TITLES = {"Overview", "System health", "GPU", "Docker containers", "vLLM", "LiteLLM", "Langfuse analytics", "Logs",
           "Cost & capacity"}
 

@@ -91,15 +91,18 @@ def test_the_demo_serves_every_upstream_and_the_gpus_follow_its_traffic():
             t.start()
         for t in threads:
             t.join()
-        loads = json.loads(httpx.get(urls["status"] + "/load").text)
-        assert loads["vllm-llama-3.1-70b"] > 0 and loads["vllm-embed"] == 0
+        read_load = lambda: json.loads(httpx.get(urls["status"] + "/load").text)  # noqa: E731
+        before = read_load()
+        assert before["vllm-llama-3.1-70b"] > 0 and before["vllm-embed"] == 0
 
         node = simulated_node()
         node.load_source = http_loads(urls["status"] + "/load")
         node.nvmlInit()
         node.nvmlDeviceGetCount()
-        llama_gpu = ENGINES[0]
-        assert abs(node.gpus[0].util_gpu - 100 * loads[llama_gpu.container]) <= 5  # the load moves on meanwhile
+        after = read_load()
+        # the load is a moving average that falls once the burst is over: the node read it in between
+        llama = ENGINES[0].container
+        assert round(100 * after[llama]) - 1 <= node.gpus[0].util_gpu <= round(100 * before[llama]) + 1
         assert node.gpus[6].util_gpu == 1  # vllm-embed idle: 1 %, its memory still held
         assert node.gpus[6].memory_used > 0
 

@@ -23,7 +23,7 @@ def static(*targets) -> dict[str, str]:
 
 
 def test_old_v0_server_is_exposed_under_the_newest_names(tmp_path):
-    """The issue's acceptance run, word for word."""
+    """The acceptance run: the exporter against simulated servers of every version."""
     with fixture_server("vllm-0.6.4.prom") as server:
         port = free_port()
         with exporter("vllm", port, tmp_path / "vllm.log", static(server.url)):

@@ -1,4 +1,4 @@
-"""Simulator configuration: the YAML of seed 004, validated into frozen objects.
+"""Simulator configuration: the simulator's YAML, validated into frozen objects.
 
 Every bad key is reported at once, named by its path (``prompt_tokens.p90``), so a config file is
 fixed in one edit. Token counts are lognormal, given in one of three equivalent ways (log-space
@@ -149,7 +149,7 @@ def _dist(r: _Reader, raw: Any, path: str) -> TokenDist | None:
     if table is None:
         return None
     mode = table.get("mode")
-    if mode is None:  # seed 004's older configs name no mode: infer it from the keys
+    if mode is None:  # older configs name no mode: infer it from the keys
         mode = next((m for m, keys in (("log", "mu"), ("real_mean_std", "mean"), ("real_p50_p90", "p50"),
                                        ("constant", "value")) if keys in table), None)
     if mode not in DIST_MODES:

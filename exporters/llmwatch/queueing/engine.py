@@ -8,7 +8,7 @@ Disaggregated: a request waits for a prefill GPU, holds it for the prefill, then
 decode GPU and holds it for the decode; its TTFT ends after the first decode token on the decode
 GPU (the hand-over itself is instantaneous: no KV transfer cost is modelled).
 
-A GPU serves one request at a time: no batching, no preemption (seed 004's simplified model).
+A GPU serves one request at a time: no batching, no preemption (the simplified queueing model).
 Randomness is drawn up front from one seeded generator, so a config and seed give one result.
 Arrivals stop at ``sim_seconds``; the run then drains, so every measured request completes.
 Requests arriving before ``warmup_seconds`` are served but not measured.

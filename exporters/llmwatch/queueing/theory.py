@@ -2,7 +2,7 @@
 
 With Poisson arrivals (rate ``lam``), FIFO and ``c`` servers, the mean wait for a server is known
 exactly when service is exponential (M/M/c, Erlang C) or constant (M/D/1 by Pollaczek-Khinchine,
-M/D/c by Crommelin's series). Seed 004's monolithic mode with constant token counts is M/D/c;
+M/D/c by Crommelin's series). The monolithic mode with constant token counts is M/D/c;
 with exponential prompt tokens and negligible decode it is M/M/c.
 """
 

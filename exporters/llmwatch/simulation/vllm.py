@@ -1,7 +1,7 @@
 """A simulated vLLM server: ``/metrics`` as four generations of vLLM write it, plus the JSON endpoints.
 
 Written from vLLM's metric definitions (V0 ``vllm/engine/metrics.py``, V1
-``vllm/v1/metrics/loggers.py`` and ``buckets.py``; facts in the research notes), not from its
+``vllm/v1/metrics/loggers.py`` and ``buckets.py``; as vLLM defines them), not from its
 code. One :class:`Engine` holds the state of a serving engine in vLLM's newest terms; a
 :class:`Generation` says how a given vLLM version names and shapes it: V0 has no ``engine`` label
 and no ``*_created`` lines, older buckets, ``gpu_cache_usage_perc``; the transition releases

@@ -8,7 +8,7 @@ from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
 LiteLLM alerts: the proxy's health and budgets from the llmwatch LiteLLM exporter, error and
-fallback rates from LiteLLM's own /metrics (job "litellm"). Thresholds as for vLLM (seed 001):
+fallback rates from LiteLLM's own /metrics (job "litellm"). Thresholds from mixin.py, as for vLLM:
 error rate > 1 % warning / > 5 % critical. Tests: config/prometheus/tests/litellm_test.yml.
 """
 

@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmwatch simulate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", choices=COMMANDS, default="run")
-    parser.add_argument("--config", required=True, type=Path, help="simulator YAML (seed 004 keys)")
+    parser.add_argument("--config", required=True, type=Path, help="simulator YAML (keys: config/simulator/example.yaml)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--plot", type=Path, help="write a PNG plot here")
     parser.add_argument("--mode", choices=("mono", "disagg"), help="override the config's mode")
