@@ -8,6 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis times each example (200 ms) and its data generation: on a loaded machine either fails
+# a correct test, so properties here are judged on their results only.
+settings.register_profile("llmwatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("llmwatch")
 
 DURATION = re.compile(r"^(llmwatch_\w+_duration_seconds(?:\{[^}]*\})?) \S+$", re.MULTILINE)
 

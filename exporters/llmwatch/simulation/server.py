@@ -100,7 +100,10 @@ class FakeServer:
         self._httpd = ThreadingHTTPServer((host, port), Handler)
         self._httpd.daemon_threads = True
         self._httpd.handle_error = _quiet_disconnects
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # close() waits for serve_forever to notice, up to one poll interval (0.5 s by default):
+        # tests start and close hundreds of these servers
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         raise NotImplementedError
