@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.binaries import binary
 
 DURATION = re.compile(r"^(llmwatch_\w+_duration_seconds(?:\{[^}]*\})?) \S+$", re.MULTILINE)
 
@@ -38,11 +39,12 @@ def golden(request):
 
 
 def require_binary(name: str) -> str:
-    """The path of a real binary (promtool, prometheus...); under CI=true a missing one fails the test."""
-    path = shutil.which(name)
+    """The path of a real binary by its upstream name (promtool, alertmanager...; see tests/binaries.py);
+    under CI=true a missing one fails the test."""
+    path = binary(name)
     if path:
         return path
-    message = f"{name} not installed (scripts/test installs it as root with apt-get)"
+    message = f"{name} not found (scripts/test builds the pinned version with Go, or installs Debian's as root)"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
