@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,8 @@ from hypothesis import HealthCheck, settings
 # a correct test, so properties here are judged on their results only.
 settings.register_profile("llmwatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("llmwatch")
+
+from tests.binaries import binary
 
 DURATION = re.compile(r"^(llmwatch_\w+_duration_seconds(?:\{[^}]*\})?) \S+$", re.MULTILINE)
 
@@ -51,11 +52,12 @@ def golden(request):
 
 
 def require_binary(name: str) -> str:
-    """The path of a real binary (promtool, prometheus...); under CI=true a missing one fails the test."""
-    path = shutil.which(name)
+    """The path of a real binary by its upstream name (promtool, alertmanager...; see tests/binaries.py);
+    under CI=true a missing one fails the test."""
+    path = binary(name)
     if path:
         return path
-    message = f"{name} not installed (scripts/test installs it as root with apt-get)"
+    message = f"{name} not found (scripts/test builds the pinned version with Go, or installs Debian's as root)"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)

@@ -67,7 +67,7 @@ class Traffic:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    for binary in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"):
+    for binary in ("prometheus", "alertmanager", "node_exporter"):
         require_binary(binary)
     # Langfuse 3 (its metrics API has the trace view v4 lacks); counted 2 s after the fact, read every second.
     running = Stack(tmp_path_factory.mktemp("dashboards"), langfuse_version="3.225.4",

@@ -32,6 +32,7 @@ from llmwatch.simulation.demo.engine import LiveEngine
 from llmwatch.simulation.demo.servers import DemoVllmServer, litellm_router
 from llmwatch.queueing.config import MonoCluster
 from llmwatch.simulation.vllm import busy_engine
+from tests.binaries import binary
 from tests.fakes.cadvisor import FakeCadvisor
 from tests.procs import REPO, SIMULATED_GPU, Process, exporter, free_port, wait_until
 
@@ -148,7 +149,7 @@ class Stack:
                         "LLMWATCH_INSIGHTS__FORECAST_WINDOW_SECONDS": "300",
                         "LLMWATCH_INSIGHTS__FORECAST_INTERVAL_SECONDS": "10",
                         "LLMWATCH_INSIGHTS__FORECAST_REQUESTS": "500"}))
-        enter(Process([shutil.which("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{ports['node']}"],
+        enter(Process([binary("node_exporter"), f"--web.listen-address=127.0.0.1:{ports['node']}"],
                       log("node-exporter")))
 
         rendered = self.tmp / "stack-config"
@@ -176,13 +177,13 @@ class Stack:
             loopback_prometheus_config((REPO / "config" / "prometheus" / "prometheus.yml").read_text(), addresses))
 
         self.alertmanager = enter(Process([
-            shutil.which("prometheus-alertmanager"),
+            binary("alertmanager"),
             f"--config.file={rendered / 'alertmanager' / 'alertmanager.yml'}",
             f"--storage.path={self.tmp / 'alertmanager-data'}",
             f"--web.listen-address=127.0.0.1:{ports['alertmanager']}", "--cluster.listen-address="],
             log("alertmanager")))
         self.prometheus = enter(Process([
-            shutil.which("prometheus"), f"--config.file={prometheus_dir / 'prometheus.yml'}",
+            binary("prometheus"), f"--config.file={prometheus_dir / 'prometheus.yml'}",
             f"--storage.tsdb.path={self.tmp / 'prometheus-data'}", "--storage.tsdb.retention.time=30d",
             f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
             f"--web.config.file={prometheus_dir / 'stack' / 'web.yml'}", "--web.enable-lifecycle"],

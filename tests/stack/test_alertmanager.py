@@ -1,5 +1,6 @@
 """Alertmanager's configuration and the stack-config step that completes it from .env, checked with
-Debian's amtool 0.25: the committed file, every receiver combination, the routing tree."""
+amtool (the version docker-compose.yml pins, or Debian's 0.25 without Go): the committed file, every
+receiver combination, the routing tree."""
 
 from __future__ import annotations
 

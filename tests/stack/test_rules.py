@@ -1,4 +1,5 @@
-"""Prometheus configuration, recording rules and alerts, checked with Debian's promtool 2.42.
+"""Prometheus configuration, recording rules and alerts, checked with promtool: the version
+docker-compose.yml pins (built by scripts/build-pinned), or Debian's 2.42 without Go.
 
 The unit tests themselves are the YAML files in config/prometheus/tests/ (promtool's format); this
 module runs them and checks the conventions every alert follows.

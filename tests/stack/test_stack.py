@@ -1,4 +1,5 @@
-"""The stack end to end: real Prometheus 2.42, Alertmanager 0.25 and node-exporter with the
+"""The stack end to end: the real Prometheus and Alertmanager docker-compose.yml pins (or Debian's
+2.42 and 0.25 without Go; see tests/binaries.py) and node-exporter with the
 repository's configuration, every llmwatch exporter as a process, simulated upstreams.
 See tests/stack/stack.py for what differs from docker-compose.yml."""
 
@@ -20,7 +21,7 @@ EXPECTED_JOBS = {"prometheus", "alertmanager", "node", "cadvisor", "llmwatch-gpu
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    for binary in ("prometheus", "prometheus-alertmanager", "prometheus-node-exporter"):
+    for binary in ("prometheus", "alertmanager", "node_exporter"):
         require_binary(binary)
     running = Stack(tmp_path_factory.mktemp("stack"))
     try:
