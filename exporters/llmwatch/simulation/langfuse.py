@@ -394,6 +394,7 @@ class FakeLangfuseServer(FakeServer):
         self.preview = self.major >= 4 if preview is None else preview
         self.auth = "Basic " + base64.b64encode(f"{public_key}:{secret_key}".encode()).decode()
         self.queries: list[dict] = []
+        self.answered: list[int] = []  # rows of each metrics answer
 
     @property
     def major(self) -> int:
@@ -436,6 +437,7 @@ class FakeLangfuseServer(FakeServer):
             rows = evaluate(self.data, self.project_id, version_tuple(self.version), endpoint, query)
         except BadQuery as e:
             return self._json(400, {"message": str(e)})
+        self.answered.append(len(rows))
         return self._json(200, {"data": rows})
 
     @staticmethod
