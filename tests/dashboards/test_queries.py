@@ -69,9 +69,9 @@ class Traffic:
 def stack(tmp_path_factory):
     for binary in ("prometheus", "alertmanager", "node_exporter"):
         require_binary(binary)
-    # Langfuse 3 (its metrics API has the trace view v4 lacks); counted 2 s after the fact, read every second.
+    # Langfuse 3 (its v1 metrics API with the trace view), read every second.
     running = Stack(tmp_path_factory.mktemp("dashboards"), langfuse_version="3.225.4",
-                    langfuse_env={"LLMWATCH_LANGFUSE__CACHE_SECONDS": "1", "LLMWATCH_LANGFUSE__LAG_SECONDS": "2"})
+                    langfuse_env={"LLMWATCH_LANGFUSE__CACHE_SECONDS": "1"})
     try:
         running.start()
         with Traffic(running):

@@ -14,13 +14,15 @@ from llmwatch.exporters.langfuse.totals import SourceError
 from tests.langfuse.scenarios import NOW
 from tests.procs import render
 
-KEYS = ["data", "providedModelName", "type", "level", "name", "count_count", "sum_inputTokens", "sum_outputTokens",
-        "sum_totalCost", "sum_value", "p50_latency", "p95_latency", "p99_timeToFirstToken", "version", "status"]
+KEYS = ["data", "providedModelName", "type", "level", "name", "environment", "isRootObservation", "count_count",
+        "sum_inputTokens", "sum_outputTokens", "sum_totalCost", "sum_value", "p50_latency", "p95_latency",
+        "p99_timeToFirstToken", "version", "status", "message"]
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=5),
                                                                                 inner, max_size=6), max_leaves=25)
-PARSERS = [lambda p: api.observation_rows(p, "x"), api.trace_count, lambda p: api.score_rows(p, "x"),
-           lambda p: api.latency_rows(p, "x")]
+PARSERS = [lambda p: api.observation_rows(p, "x"), lambda p: api.trace_rows(p, "x"), lambda p: api.score_rows(p, "x"),
+           lambda p: api.latency_rows(p, "x"), lambda p: api.latency_rows(p, "x", by_environment=True),
+           api.environments]
 
 
 @settings(max_examples=400, deadline=None)

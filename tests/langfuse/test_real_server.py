@@ -21,9 +21,7 @@ def test_v2_exporter_process_reads_postgres_and_passes_promtool_lint(postgres, t
     dsn = v2_database("lf_process")
     with postgres_user(dsn, "reader", "s3cret-pw") as reader_dsn, FakeLangfuseServer("2.95.12") as server:
         port = free_port()
-        env = {"LLMWATCH_LANGFUSE__URL": server.url, "LLMWATCH_LANGFUSE__DATABASE_URL": reader_dsn,
-               # the exporter runs on the real clock; the dataset is dated 2026-11-22
-               "LLMWATCH_LANGFUSE__BACKFILL_SECONDS": str(7 * 86400)}
+        env = {"LLMWATCH_LANGFUSE__URL": server.url, "LLMWATCH_LANGFUSE__DATABASE_URL": reader_dsn}
         with exporter("langfuse", port, tmp_path / "langfuse.log", env) as proc:
             text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     assert "llmwatch_langfuse_up 1.0" in text

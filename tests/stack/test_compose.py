@@ -72,7 +72,7 @@ def test_only_grafana_and_prometheus_are_published():
 
 def test_state_lives_in_named_volumes_and_every_service_restarts():
     for name, path in {"prometheus": "/prometheus", "alertmanager": "/alertmanager", "grafana": "/var/lib/grafana",
-                       "loki": "/loki", "alloy": "/var/lib/alloy/data"}.items():
+                       "loki": "/loki", "alloy": "/var/lib/alloy/data", "langfuse-exporter": "/var/lib/llmwatch"}.items():
         assert any(v.endswith(f":{path}") and not v.startswith((".", "/")) for v in SERVICES[name]["volumes"]), name
     assert "--storage.tsdb.retention.time=${PROMETHEUS_RETENTION:-30d}" in SERVICES["prometheus"]["command"]
     for name in LONG_RUNNING:

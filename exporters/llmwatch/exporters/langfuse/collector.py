@@ -1,11 +1,13 @@
-"""The Langfuse exporter's scrape: detect the version, read the right source, keep running totals.
+"""The Langfuse exporter's scrape: detect the version, read the right source, keep the ledger of counters.
 
 Every scrape asks ``/api/public/health`` (no auth; it names the version). Every
-``cache_seconds`` the chosen source is read for the range ``(counted until, now - lag]``: rows
-are counted once they are ``lag`` old (SDKs send in batches), each exactly once, and the counters
-grow by what the range holds. The first refresh counts back ``backfill_seconds``; after an outage
-at most that much is caught up (older rows are skipped with a warning). Latency percentiles cover
-the trailing ``window_seconds`` and vanish when a refresh fails; the counters stay, with
+``cache_seconds`` the chosen source is read: the ranges that settle since the last refresh
+(``[settled_until, now - settle_seconds)``, cut into hours, at most six per refresh while
+catching up after an outage), the open window ``[now - settle_seconds, now]`` and the trailing
+``window_seconds`` of generations for percentiles. The :class:`~.totals.Ledger` turns that into
+counters (see totals.py for why they stay right across restarts, late updates and outages) and is
+saved to ``state_file`` after each good refresh, so a restarted exporter continues where it
+stopped. Percentiles vanish when a refresh fails; the counters stay, with
 ``llmwatch_langfuse_counted_until_timestamp_seconds`` telling how far they reach.
 """
 
@@ -13,10 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -26,15 +30,20 @@ from llmwatch.core.logs import WarnOnce
 from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_at_a_time
 from llmwatch.exporters.langfuse.api import ApiSource
 from llmwatch.exporters.langfuse.postgres import ERRORS as DB_ERRORS, PostgresSource
-from llmwatch.exporters.langfuse.totals import SourceError, Totals
+from llmwatch.exporters.langfuse.totals import Labeler, LatencyRow, Ledger, SourceError, latency_families
 
 log = logging.getLogger(__name__)
 
-# no_database: a v2 server but no langfuse.database_url; unsupported_version: a v3 older than 3.57
-# (no metrics API); version_unknown: the health endpoint did not name a version.
-ERROR_REASONS = (*FETCH_ERRORS, "auth", "invalid_answer", *DB_ERRORS, "no_database", "unsupported_version",
-                 "version_unknown")
+# no_database: a v2 server but no langfuse.database_url; unsupported_version: a v3 older than 3.61
+# (no metrics API before 3.57, no input/output token measures before 3.61); version_unknown: the
+# health endpoint did not name a version; truncated: an answer was cut at the API's row limit and
+# could not be split into complete ones.
+ERROR_REASONS = (*FETCH_ERRORS, "auth", "invalid_answer", "truncated", *DB_ERRORS, "no_database",
+                 "unsupported_version", "version_unknown")
 UNKNOWN = "unknown"
+API_FROM = (3, 61)
+SETTLE_CHUNK = timedelta(hours=1)  # one settling range at most; catching up reads several
+SETTLE_RANGES_PER_REFRESH = 6
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -43,10 +52,14 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in match.group(1).split(".")) if match else ()
 
 
+def _ms(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 class LangfuseExporter:
     def __init__(self, *, url: str, fetcher: Fetcher, budget: float, source: str = "auto", database_url: str = "",
-                 statement_timeout: float = 5.0, cache_seconds: float = 60.0, lag_seconds: float = 60.0,
-                 window_seconds: float = 300.0, backfill_seconds: float = 3600.0, totals: Totals | None = None,
+                 statement_timeout: float = 5.0, cache_seconds: float = 60.0, settle_seconds: float = 3600.0,
+                 window_seconds: float = 300.0, state_file: str = "", labeler: Labeler | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.url = url.rstrip("/")
@@ -56,20 +69,21 @@ class LangfuseExporter:
         self.database_url = database_url
         self.statement_timeout = statement_timeout
         self.cache_seconds = cache_seconds
-        self.lag = timedelta(seconds=lag_seconds)
+        self.settle = timedelta(seconds=settle_seconds)
         self.window = timedelta(seconds=window_seconds)
-        self.backfill = timedelta(seconds=backfill_seconds)
-        self.totals = totals or Totals()
+        self.state_file = Path(state_file) if state_file else None
+        self.labeler = labeler or Labeler()
         self.clock, self.wall = clock, wall
         self.version = UNKNOWN
         self.source: PostgresSource | ApiSource | None = None
+        self.ledger: Ledger | None = None
+        self.latency: list[LatencyRow] = []
         self.counted_until: datetime | None = None
         self.refreshed = Expiring(cache_seconds, clock)
         self.refresh_ok = False
         self.refresh_seconds: float | None = None
-        self.counting = False  # totals are exposed once a first refresh succeeded
         self.warn = WarnOnce(log)
-        # two Prometheus servers take turns; every row is still counted once
+        # two Prometheus servers take turns; the ledger is updated by one at a time
         self.collector = ExporterCollector("langfuse", one_at_a_time(self.scrape), reasons=ERROR_REASONS)
 
     def close(self) -> None:
@@ -120,11 +134,13 @@ class LangfuseExporter:
             if not isinstance(self.source, PostgresSource):
                 self._replace(PostgresSource(self.database_url, self.statement_timeout))
             return self.source
-        major = version[0] if version else 4
-        if major == 3 and version < (3, 57):
-            raise SourceError("unsupported_version", f"Langfuse {self.version} has no metrics API (3.57 and newer)")
-        if not isinstance(self.source, ApiSource) or self.source.major != max(major, 3):
-            self._replace(ApiSource(self.url, self.fetcher, max(major, 3)))
+        if version and version[0] == 3 and version < API_FROM:
+            raise SourceError("unsupported_version", f"Langfuse {self.version}: the metrics API counts input and "
+                                                     f"output tokens from 3.61 (and exists from 3.57); upgrade")
+        version = version if version and version[0] >= 3 else (4,)
+        if not isinstance(self.source, ApiSource) or self.source.version != version:
+            self._replace(ApiSource(self.url, self.fetcher, version, self.labeler.counted,
+                                    self.labeler.environment_label, clock=self.clock))
         return self.source
 
     def _replace(self, source) -> None:
@@ -132,22 +148,70 @@ class LangfuseExporter:
             self.source.close()
         self.source = source
 
+    def _ledger_for(self, identity: str) -> Ledger:
+        """The ledger of this Langfuse: in memory, else the saved one, else a new one."""
+        if self.ledger is not None and self.ledger.identity == identity:
+            return self.ledger
+        ledger = None
+        if self.state_file is not None and self.state_file.exists():
+            try:
+                ledger = Ledger.from_json(self.state_file.read_text())
+            except (OSError, ValueError) as e:
+                log.warning("Langfuse exporter state not read; counting starts afresh",
+                            extra={"file": str(self.state_file), "detail": str(e)})
+            if ledger is not None and ledger.identity != identity:
+                log.warning("Langfuse exporter state belongs to another Langfuse or configuration; counting "
+                            "starts afresh", extra={"file": str(self.state_file), "saved": ledger.identity,
+                                                   "now": identity})
+                ledger = None
+        if ledger is not None:
+            self.labeler.admit(ledger.exposed)
+        self.ledger = ledger or Ledger(identity)
+        return self.ledger
+
+    def _save(self, ledger: Ledger) -> None:
+        if self.state_file is None:
+            return
+        try:
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.state_file.with_name(self.state_file.name + ".partial")
+            partial.write_text(ledger.to_json())
+            os.replace(partial, self.state_file)
+            self.warn.clear("state")
+        except OSError as e:
+            self.warn("state", "Langfuse exporter state not saved; a restart will count from zero again",
+                      file=str(self.state_file), detail=str(e))
+
     def _refresh(self, deadline: float) -> None:
         source = self._choose_source()
-        now = self.wall().astimezone(timezone.utc).replace(tzinfo=None)  # Langfuse stores naive UTC
-        until = now - self.lag
-        since = self.counted_until or until - self.backfill
-        if since < until - self.backfill:
-            log.warning("Langfuse rows older than backfill_seconds were not counted (the source was unreadable)",
-                        extra={"from": since.isoformat(), "to": (until - self.backfill).isoformat()})
-            since = until - self.backfill
-        since = min(since, until)  # the clock went back: count nothing, still read the window
         started = self.clock()
-        batch = source.read(since, until, now - self.window, now, max(deadline - started, 0.1))
+        identity = f"{source.identify(max(deadline - started, 0.1))} labels {self.labeler.describe()}"
+        ledger = self._ledger_for(identity)
+        now = _ms(self.wall().astimezone(timezone.utc).replace(tzinfo=None))  # Langfuse stores naive UTC
+        settle_to = now - self.settle
+        settle: list[tuple[datetime, datetime]] = []
+        start = ledger.settled_until if ledger.started else settle_to
+        while ledger.started and start < settle_to and len(settle) < SETTLE_RANGES_PER_REFRESH:
+            settle.append((start, min(start + SETTLE_CHUNK, settle_to)))
+            start = settle[-1][1]
+        caught_up = start >= settle_to
+        window = (start, now) if caught_up and start < now else None  # empty ranges are never asked for
+        reading = source.read(settle, window, (now - self.window, now), max(deadline - self.clock(), 0.1))
         self.refresh_seconds = self.clock() - started
-        self.totals.add(batch)
-        self.counted_until = max(until, self.counted_until or until)  # never back: rows are counted once
-        self.counting = True
+
+        traces = ledger.traces
+        for (_, end), aggregate in zip(settle, reading.settled):
+            values, traces = self.labeler.values(aggregate)
+            ledger.settle(end, values)
+        window_values = None
+        if reading.window is not None:
+            window_values, traces = self.labeler.values(reading.window)
+        if not ledger.started:
+            ledger.start(start, window_values or {})
+        ledger.observe(window_values if caught_up else None, traces)
+        self.latency = self.labeler.latency(reading.latency)
+        self.counted_until = max(now, self.counted_until or now)
+        self._save(ledger)
 
     def _families(self, health) -> list:
         up = self.refresh_ok and health.error in ("", "http_status")
@@ -163,12 +227,11 @@ class LangfuseExporter:
         if self.refresh_seconds is not None:
             out.append(GaugeMetricFamily("llmwatch_langfuse_read_duration_seconds", "Time the last read of the "
                                          "source took (database or metrics API).", value=self.refresh_seconds))
-        if self.counting:
+        if self.ledger is not None and self.ledger.started and self.counted_until is not None:
             out.append(GaugeMetricFamily("llmwatch_langfuse_counted_until_timestamp_seconds", "Rows up to this "
                                          "time (Unix) are in the counters.",
                                          value=self.counted_until.replace(tzinfo=timezone.utc).timestamp()))
-            families = self.totals.families()
-            if not self.refresh_ok:  # percentiles are a snapshot: drop them rather than serve them stale
-                families = [f for f in families if f.type != "gauge"]
-            out += families
+            out += self.ledger.families(self.labeler.environment_label)
+            if self.refresh_ok:  # percentiles are a snapshot: dropped rather than served stale
+                out += latency_families(self.latency, self.labeler.environment_label)
         return out

@@ -5,6 +5,13 @@ Every query reads a time range of ``observations``, ``traces`` or ``scores`` thr
 timeout, in a read-only session. The connection is opened lazily and dropped on any error, so
 the next refresh reconnects by itself.
 
+What is read follows Langfuse v2's own definitions: costs are ``observations_view``'s
+``calculated_total_cost`` (the cost computed at ingestion, else the user's, else, for rows from
+before Langfuse computed costs, usage times the price row that applied); token counters take
+usage measured in tokens only (``unit`` TOKENS, or none: usage sent without a unit), not
+characters, images or seconds; scores are those of data type NUMERIC or BOOLEAN. v2 has no
+environments: every row reads as environment ``default``.
+
 Langfuse stores times as ``timestamp(3) without time zone`` holding UTC, so the bounds passed
 in are naive UTC datetimes.
 """
@@ -15,24 +22,29 @@ from datetime import datetime
 
 import psycopg
 
-from llmwatch.exporters.langfuse.totals import QUANTILES, Batch, LatencyRow, ObservationRow, SourceError
+from llmwatch.exporters.langfuse.totals import (DEFAULT_ENVIRONMENT, QUANTILES, Aggregate, LatencyRow, ObservationRow,
+                                                Reading, ScoreRow, SourceError, TraceRow)
 
-OBSERVATIONS = """
+TOKEN_UNITS = "(unit IS NULL OR unit = 'TOKENS')"
+# {end} is "<" (a settling range, half-open) or "<=" (the open window, up to now).
+OBSERVATIONS = f"""
 SELECT project_id, coalesce(model, ''), type::text, level::text, count(*),
-       coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
-       coalesce(sum(coalesce(total_cost, calculated_total_cost)), 0)
-FROM observations
-WHERE start_time > %(since)s AND start_time <= %(until)s
+       coalesce(sum(prompt_tokens) FILTER (WHERE {TOKEN_UNITS}), 0),
+       coalesce(sum(completion_tokens) FILTER (WHERE {TOKEN_UNITS}), 0),
+       coalesce(sum(calculated_total_cost), 0)
+FROM observations_view
+WHERE start_time >= %(start)s AND start_time {{end}} %(end)s
 GROUP BY 1, 2, 3, 4
 """
 TRACES = """
 SELECT project_id, count(*) FROM traces
-WHERE timestamp > %(since)s AND timestamp <= %(until)s
+WHERE "timestamp" >= %(start)s AND "timestamp" {end} %(end)s
 GROUP BY 1
 """
 SCORES = """
-SELECT project_id, name, count(value), coalesce(sum(value), 0) FROM scores
-WHERE timestamp > %(since)s AND timestamp <= %(until)s AND value IS NOT NULL
+SELECT project_id, name, count(*), sum(value) FROM scores
+WHERE "timestamp" >= %(start)s AND "timestamp" {end} %(end)s
+  AND data_type IN ('NUMERIC', 'BOOLEAN') AND value IS NOT NULL
 GROUP BY 1, 2
 """
 LATENCY = """
@@ -43,7 +55,7 @@ SELECT project_id, coalesce(model, ''),
            ORDER BY extract(epoch FROM completion_start_time - start_time))
            FILTER (WHERE completion_start_time IS NOT NULL)
 FROM observations
-WHERE type = 'GENERATION' AND start_time > %(window_from)s AND start_time <= %(now)s
+WHERE type = 'GENERATION' AND start_time >= %(start)s AND start_time <= %(end)s
 GROUP BY 1, 2
 """
 PROJECTS = "SELECT id, name FROM projects"
@@ -76,28 +88,44 @@ class PostgresSource:
                 raise SourceError("db_connect", _first_line(e)) from None
         return self._conn
 
-    def read(self, since: datetime, until: datetime, window_from: datetime, now: datetime, timeout: float) -> Batch:
+    def identify(self, timeout: float) -> str:
+        """Which database this is (server and database name, never the password): the ledger's owner."""
+        info = self._connection().info
+        return f"postgres {info.host}:{info.port}/{info.dbname}"
+
+    def read(self, settle: list[tuple[datetime, datetime]], window: tuple[datetime, datetime] | None,
+             latency: tuple[datetime, datetime], timeout: float) -> Reading:
         """Each statement is bounded by the statement timeout, not ``timeout`` (one per query)."""
-        params = {"since": since, "until": until, "window_from": window_from, "now": now}
         conn = self._connection()
         try:
             with conn.cursor() as cur:
                 projects = dict(cur.execute(PROJECTS).fetchall())
-                name = lambda project_id: projects.get(project_id, project_id)
-                batch = Batch()
-                for project, model, type_, level, count, tin, tout, cost in cur.execute(OBSERVATIONS, params):
-                    batch.observations.append(ObservationRow(name(project), model, type_, level, int(count),
-                                                             float(tin), float(tout), float(cost)))
-                batch.traces = {name(project): int(count) for project, count in cur.execute(TRACES, params)}
-                batch.scores = [(name(p), n, int(c), float(s)) for p, n, c, s in cur.execute(SCORES, params)]
-                for project, model, latency, ttft in cur.execute(LATENCY, params):
-                    batch.latency.append(LatencyRow(name(project), model, _percentiles(latency), _percentiles(ttft)))
-                return batch
+                name = lambda project_id: projects.get(project_id, project_id)  # noqa: E731
+                reading = Reading(settled=[self._aggregate(cur, name, start, end, "<") for start, end in settle])
+                if window is not None:
+                    reading.window = self._aggregate(cur, name, *window, "<=")
+                for project, model, lat, ttft in cur.execute(LATENCY, {"start": latency[0], "end": latency[1]}):
+                    reading.latency.append(LatencyRow(name(project), None, model, _percentiles(lat), _percentiles(ttft)))
+                return reading
         except psycopg.errors.QueryCanceled as e:
             raise SourceError("db_timeout", _first_line(e)) from None
         except psycopg.Error as e:
             self.close()  # a lost server, a failover: start afresh next time
             raise SourceError("db_query", _first_line(e)) from None
+
+    @staticmethod
+    def _aggregate(cur, name, start: datetime, end: datetime, end_operator: str) -> Aggregate:
+        params = {"start": start, "end": end}
+        out = Aggregate()
+        for project, model, type_, level, count, tin, tout, cost in cur.execute(
+                OBSERVATIONS.format(end=end_operator), params):
+            out.observations.append(ObservationRow(name(project), DEFAULT_ENVIRONMENT, model, type_, level, int(count),
+                                                   float(tin), float(tout), float(cost)))
+        out.traces = [TraceRow(name(project), DEFAULT_ENVIRONMENT, int(count))
+                      for project, count in cur.execute(TRACES.format(end=end_operator), params)]
+        out.scores = [ScoreRow(name(p), DEFAULT_ENVIRONMENT, n, int(c), float(s))
+                      for p, n, c, s in cur.execute(SCORES.format(end=end_operator), params)]
+        return out
 
     def close(self) -> None:
         if self._conn is not None:

@@ -24,11 +24,13 @@ def build() -> dict:
              "metrics API for v3/v4).", [prom("max by (version, source) (llmwatch_langfuse_info)",
                                                 "{{version}} via {{source}}")],
              "none", graph=False, thresholds=steps(INFO), text_mode="name", color_mode="none"),
-        stat("Counting lag", "How far behind now the counters are. The exporter waits lag_seconds for "
-             "SDK batches; bad: growing past a few minutes — reads are failing.",
+        stat("Counting lag", "How far behind now the counters are: the time since the exporter last read "
+             "Langfuse successfully. Bad: growing past a few minutes — reads are failing (the counters catch up "
+             "exactly once they succeed again).",
              [prom("time() - max(llmwatch_langfuse_counted_until_timestamp_seconds)")], "s",
              thresholds=steps(OK, (WARN, 300), (BAD, 900))),
-        stat("Cost today", "Cost Langfuse recorded since midnight (browser time), selected projects.",
+        stat("Cost today", "Cost Langfuse recorded since midnight (browser time), selected projects; "
+             "Langfuse's own LLM-as-a-judge and experiment runs are not included.",
              [prom(f"sum(increase(llmwatch_langfuse_cost_usd_total{{{P}}}[$__range]))")], "currencyUSD",
              decimals=2, thresholds=steps(INFO), time_from="now/d"),
         stat("Error share", "Share of observations logged at level ERROR, selected projects. Bad: above a few percent (the LangfuseErrorSpike alert).",
@@ -40,8 +42,8 @@ def build() -> dict:
              thresholds=steps(OK, (WARN, 2), (BAD, 5))),
 
         row("Traffic"),
-        timeseries("Traces/s", "Traces per second per project (Langfuse v2 and v3; v4's metrics API has "
-                   "no trace view, so this panel is empty there).",
+        timeseries("Traces/s", "Traces per second per project, by trace timestamp (Langfuse v4 from 4.3: "
+                   "root observations by start time; before 4.3 this panel is empty there).",
                    [prom(f"sum by (project) (rate(llmwatch_langfuse_traces_total{{{P}}}{RATE}))", "{{project}}")],
                    "reqps", minimum=0, w=8),
         timeseries("Observations/s by type", "Spans, generations and events per second. Generations are "
@@ -56,11 +58,12 @@ def build() -> dict:
                               override(".*WARNING", color={"mode": "fixed", "fixedColor": "orange"})]),
 
         row("Cost and tokens"),
-        timeseries("Cost per model", "Cost per hour per model, as Langfuse recorded it (user-provided, else "
-                   "computed from its model prices).",
+        timeseries("Cost per model", "Cost per hour per model, as Langfuse computes it (the user's cost, else "
+                   "its model prices; v2 rows without any cost are priced as Langfuse's own views price them).",
                    [prom(f"sum by (model) (rate(llmwatch_langfuse_cost_usd_total{{{PM}}}{RATE})) * 3600",
                          "{{model}}")], "currencyUSD", minimum=0, stack=True),
-        timeseries("Tokens/s per model", "Input and output tokens per second per model.",
+        timeseries("Tokens/s per model", "Input and output tokens per second per model (Langfuse v2: usage "
+                   "measured in tokens only, not characters, images or seconds).",
                    [prom(f"sum by (model, direction) (rate(llmwatch_langfuse_tokens_total{{{PM}}}{RATE}))",
                          "{{model}} {{direction}}")], "suffix: tok/s", minimum=0),
 
@@ -76,8 +79,9 @@ def build() -> dict:
                    thresholds=ttft, threshold_lines=True),
 
         row("Scores"),
-        timeseries("Average score", "Average value of each numeric score over the interval (e.g. "
-                   "helpfulness, correctness from evaluations or users). Bad: a drop after a model change.",
+        timeseries("Average score", "Average value of each numeric or boolean score over the interval (e.g. "
+                   "helpfulness, correctness from evaluations or users; categorical scores are not averaged). "
+                   "Bad: a drop after a model change.",
                    [prom(f"sum by (name) (increase(llmwatch_langfuse_score_value_sum{{{P}}}{RATE})) / "
                          f"sum by (name) (increase(llmwatch_langfuse_score_value_count{{{P}}}{RATE}))", "{{name}}")],
                    "none", decimals=2),
