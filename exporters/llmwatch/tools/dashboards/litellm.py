@@ -69,9 +69,13 @@ def build() -> dict:
                     prom(f"sum by (requested_model) (rate(litellm_output_tokens_metric_total{{{M}}}{RATE}))",
                          "{{requested_model}} output")], "suffix: tok/s", minimum=0, w=8),
         timeseries("Upstream failures per deployment", "Failed calls from LiteLLM to each deployment "
-                   "(vLLM server or provider) per second. Bad: one deployment failing while others do not.",
+                   "(vLLM server or provider) per second (0 for a deployment that never failed: LiteLLM "
+                   "creates the failure series at the first failure). Bad: one deployment failing while "
+                   "others do not.",
                    [prom(f"sum by (litellm_model_name, api_base) "
-                         f"(rate(litellm_deployment_failure_responses_total{{{M}}}{RATE}))",
+                         f"(rate(litellm_deployment_failure_responses_total{{{M}}}{RATE})) "
+                         f"or sum by (litellm_model_name, api_base) "
+                         f"(rate(litellm_deployment_total_requests_total{{{M}}}{RATE})) * 0",
                          "{{litellm_model_name}} @ {{api_base}}")], "reqps", minimum=0, w=8,
                    thresholds=steps(OK, (BAD, 0.01))),
 
