@@ -31,7 +31,9 @@ PINNED = VERSIONS[0]
 # Everything LiteLLM would otherwise fetch at start or on first use, read from the package instead.
 OFFLINE = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
            "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True", "LITELLM_LOCAL_BLOG_POSTS": "True",
-           "LITELLM_LOCAL_POLICY_TEMPLATES": "True", "LITELLM_TELEMETRY": "False", "LITELLM_MODE": "PRODUCTION"}
+           "LITELLM_LOCAL_POLICY_TEMPLATES": "True", "LITELLM_TELEMETRY": "False", "LITELLM_MODE": "PRODUCTION",
+           # a model named like a Hugging Face repo makes LiteLLM fetch its tokenizer to count tokens
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def litellm_binary(version: str = PINNED) -> str:
