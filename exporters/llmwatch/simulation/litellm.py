@@ -23,7 +23,8 @@ max_budget}`` with ``spend`` the last 30 days of spend logs and ``max_budget`` 0
 errors ``{"error": {message, type, param, code}}``. Endpoints other than liveliness and the public
 readiness need ``Authorization: Bearer <master key>``. ``/metrics`` is LiteLLM's own Prometheus
 endpoint (the ``prometheus`` callback): a few of its families, as its metric definitions name and
-label them (keyed, as LiteLLM requires unless ``require_auth_for_metrics_endpoint: false``).
+label them (served without a key, as 1.83 does; the real 1.108 wants the master key unless
+``require_auth_for_metrics_endpoint: false``, which the stack test proves against the real proxy).
 """
 
 from __future__ import annotations
@@ -301,12 +302,12 @@ class FakeLitellmServer(FakeServer):
             return self._readiness(details=not minimal)
         if route == "/health/readiness/details" and not minimal:
             return 404, "application/json", b'{"detail": "Not Found"}'
+        if route == "/metrics":  # the demo's Prometheus reads it without a key
+            return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus_metrics(self.state)
         if headers.get("authorization") != f"Bearer {self.master_key}":
             return _error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
         if route == "/health/readiness/details":
             return self._readiness(details=True)
-        if route == "/metrics":
-            return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus_metrics(self.state)
         if route in ("/v1/models", "/models"):
             groups = dict.fromkeys(d["model_name"] for d in self.state.deployments)
             return self._json({"object": "list", "data": [{"id": g, "object": "model", "created": 1677610602,
