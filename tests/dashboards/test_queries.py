@@ -29,7 +29,8 @@ PROMQL_BOARDS = sorted(name for name, board in BOARDS.items() if any(q.language 
 
 
 class Traffic:
-    """Requests finishing on the simulated vLLM servers, LiteLLM and Langfuse, until stopped."""
+    """Requests finishing on the simulated vLLM servers and Langfuse, and real requests through the
+    real LiteLLM proxy (plain, streamed, one group falling back, one unknown group), until stopped."""
 
     def __init__(self, stack: Stack):
         self.stack, self.stop = stack, threading.Event()
@@ -43,11 +44,10 @@ class Traffic:
                                   itl=0.02 + 0.005 * (tick % 3), queue=0.01 * (tick % 3), cached=100)
                     engine.running, engine.waiting, engine.kv_cache_usage = 4 + tick % 3, tick % 2, 0.4 + 0.01 * (tick % 10)
                     engine.preemptions += tick % 2
-            state = self.stack.litellm.state
-            state.serve("llama-3.1-70b", 5, failed=tick % 2)
-            state.serve("qwen3-32b", 3)
-            state.serve("embed", 2)
-            state.fallbacks[("llama-3.1-70b", "qwen3-32b")] += tick % 2
+            for group, stream in (("llama-3.1-70b", tick % 2 == 0), ("qwen3-32b", tick % 2 == 1), ("broken", False)):
+                self.stack.chat(group, stream=stream)
+            if tick % 3 == 0:
+                self.stack.chat("no-such-group")  # a request LiteLLM refuses: the clients' error rate
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             more = generate(now, traces=4, seed=tick, span=timedelta(seconds=1), prefix=f"live{tick}-")
             self.stack.langfuse.data.traces += more.traces

@@ -31,15 +31,24 @@ def scrape(server_or_url, **kwargs) -> str:
 
 
 def gateway(tmp_path: Path) -> str:
-    """The newest proxy with a database, background health checks read, the top 5 spenders by name."""
-    with FakeLitellmServer("1.81.3") as server:
+    """The pinned proxy (1.108.7) with a database, background health checks read, the top 5 spenders
+    by name: version and callbacks from the keyed readiness details, prices of every kind, budget
+    windows, a team's soft budget, a zero budget, the proxy-wide budget row."""
+    with FakeLitellmServer("1.108.7") as server:
         return scrape(server, top_n=5, deployment_health=True)
 
 
 def gateway_old(tmp_path: Path) -> str:
-    """A December 2024 proxy: bare-list /user/list, no DB status in readiness; health not read."""
-    with FakeLitellmServer("1.55.8") as server:
+    """The last proxy before 1.84 (1.83.14): version and callbacks in the public readiness, no
+    details endpoint, per-second prices only in litellm_params; health not read."""
+    with FakeLitellmServer("1.83.14") as server:
         return scrape(server, top_n=3)
+
+
+def database_down(tmp_path: Path) -> str:
+    """The pinned proxy with its database down: readiness 503 {"db": "disconnected"}, no spend."""
+    with FakeLitellmServer("1.108.7", mode="db_down") as server:
+        return scrape(server)
 
 
 def no_database(tmp_path: Path) -> str:
@@ -58,5 +67,5 @@ def proxy_down(tmp_path: Path) -> str:
     return scrape(dead_url(), budget=1.0)
 
 
-SCENARIOS = {"gateway": gateway, "gateway_old": gateway_old, "no_database": no_database, "wrong_key": wrong_key,
-             "proxy_down": proxy_down}
+SCENARIOS = {"gateway": gateway, "gateway_old": gateway_old, "no_database": no_database,
+             "database_down": database_down, "wrong_key": wrong_key, "proxy_down": proxy_down}

@@ -49,16 +49,16 @@ def test_cached_answers_are_not_asked_again_but_health_is_every_scrape():
         first = len(server.requests)
         text = render(exporter)
     assert sorted(routes(server)[first:]) == ["/health/liveliness", "/health/readiness"]
-    assert value(text, "llmwatch_litellm_global_spend_usd") == 510.75  # served from the cache
+    assert value(text, "llmwatch_litellm_spend_30d_usd") == 510.75  # served from the cache
 
 
 def test_a_failed_admin_refresh_drops_the_spend_families_instead_of_serving_them_stale():
     with FakeLitellmServer() as server, contextlib.closing(
             make_exporter(server.url, admin_seconds=0, metadata_seconds=3600)) as exporter:
-        assert value(render(exporter), "llmwatch_litellm_global_spend_usd") == 510.75
-        server.state.global_spend = "lots"  # a garbled refresh
+        assert value(render(exporter), "llmwatch_litellm_spend_30d_usd") == 510.75
+        server.state.spend_30d = "lots"  # a garbled refresh
         text = render(exporter)
-    assert "llmwatch_litellm_global_spend_usd" not in text
+    assert "llmwatch_litellm_spend_30d_usd" not in text
     assert "llmwatch_litellm_team_spend_usd" not in text
     assert value(text, "llmwatch_litellm_up") == 0
     assert value(text, "llmwatch_litellm_scrape_errors_total", reason="invalid_answer") == 1
@@ -155,7 +155,7 @@ def test_no_key_at_all_is_an_auth_error_too():
 def test_without_a_database_no_admin_endpoint_is_asked():
     with FakeLitellmServer(mode="no_db") as server, contextlib.closing(make_exporter(server.url)) as exporter:
         text = render(exporter)
-    assert value(text, "llmwatch_litellm_db_connected") == 0
+    assert "llmwatch_litellm_db_connected" not in text  # no database to lose: nothing to alert on
     assert value(text, "llmwatch_litellm_up") == 1
     assert not {"/key/list", "/global/spend", "/team/list", "/user/list"} & set(routes(server))
     assert "spend_usd" not in text
@@ -166,7 +166,7 @@ def test_a_proxy_that_is_not_ready_is_up_but_not_ready():
         text = render(exporter)
     assert value(text, "llmwatch_litellm_up") == 1
     assert value(text, "llmwatch_litellm_ready") == 0
-    assert "llmwatch_litellm_db_connected" not in text and "global_spend" not in text
+    assert "llmwatch_litellm_db_connected" not in text and "spend_30d" not in text
 
 
 @pytest.mark.parametrize("mode, reason", [("garbage", "invalid_answer"), ("error", "http_status")])
@@ -194,7 +194,7 @@ def test_the_proxy_comes_back_without_a_restart():
         server.mode = "ok"
         text = render(exporter)
     assert value(text, "llmwatch_litellm_up") == 1
-    assert value(text, "llmwatch_litellm_global_spend_usd") == 510.75
+    assert value(text, "llmwatch_litellm_spend_30d_usd") == 510.75
 
 
 def test_unpriced_deployments_show_no_price_and_zero_priced_show_zero():
@@ -204,3 +204,135 @@ def test_unpriced_deployments_show_no_price_and_zero_priced_show_zero():
               if n == "llmwatch_litellm_deployment_cost_per_token_usd"}
     assert "d-qwen" not in prices  # no price set: LiteLLM records $0 spend for it
     assert value(text, "llmwatch_litellm_deployment_cost_per_token_usd", model_id="d-embed", direction="input") == 0
+
+
+# ---- LiteLLM's own answers (1.83.14 and 1.108.7, from its endpoint code and response models) ----
+
+# Endpoints that read state only; /health without background checks, and any completion route, would
+# make LLM calls.
+READ_ONLY = {"/health/liveliness", "/health/readiness", "/health/readiness/details", "/model/info", "/global/spend",
+             "/key/list", "/team/list", "/user/list", "/global/activity/exceptions/deployment"}
+
+
+@pytest.mark.parametrize("version", ["1.83.14", "1.108.7"])
+def test_the_exporter_asks_only_read_only_endpoints(version):
+    with FakeLitellmServer(version) as server, contextlib.closing(make_exporter(server.url, admin_seconds=0)) as exporter:
+        render(exporter)
+        render(exporter)
+    assert set(routes(server)) <= READ_ONLY
+
+
+def test_version_and_callbacks_come_from_the_keyed_readiness_details_from_1_84():
+    """1.84+ answers the public readiness with {status, db} only."""
+    with FakeLitellmServer("1.108.7") as server, contextlib.closing(make_exporter(server.url)) as exporter:
+        text = render(exporter)
+        asked = len(server.requests)
+        render(exporter)
+    assert value(text, "llmwatch_litellm_info", version="1.108.7", cache="none") == 1
+    callbacks = {dict(ls)["callback"] for (n, ls), _ in samples(text).items()
+                 if n == "llmwatch_litellm_success_callback_info"}
+    assert "PrometheusLogger" in callbacks and "_PROXY_MaxParallelRequestsHandler_v3" in callbacks  # as LiteLLM names them
+    details = [i for i, r in enumerate(server.requests) if r.startswith("/health/readiness/details")]
+    assert details and all(i < asked for i in details)  # cached like the deployments, not asked every scrape
+    assert server.headers[details[0]]["authorization"] == "Bearer sk-master"
+    assert value(text, "llmwatch_litellm_endpoint_up", endpoint="/health/readiness/details") == 1
+
+
+def test_version_and_callbacks_come_from_the_public_readiness_before_1_84():
+    with FakeLitellmServer("1.83.14") as server, contextlib.closing(
+            make_exporter(server.url, metadata_seconds=0)) as exporter:
+        render(exporter)
+        text = render(exporter)
+    assert value(text, "llmwatch_litellm_info", version="1.83.14") == 1
+    assert value(text, "llmwatch_litellm_success_callback_info", callback="sync_deployment_callback_on_success") == 1
+    assert routes(server).count("/health/readiness/details") == 1  # 404 once: that version has none
+    assert value(text, "llmwatch_litellm_up") == 1
+    assert 'endpoint="/health/readiness/details"' not in text
+
+
+def test_a_database_outage_is_read_from_the_503_readiness_body():
+    """1.84+: HTTP 503 with {"status": "healthy", "db": "disconnected"}."""
+    with FakeLitellmServer("1.108.7", mode="db_down") as server, contextlib.closing(
+            make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    assert value(text, "llmwatch_litellm_db_connected") == 0
+    assert value(text, "llmwatch_litellm_ready") == 0
+    assert value(text, "llmwatch_litellm_up") == 1  # the proxy answered what it is; nothing failed
+    assert value(text, "llmwatch_litellm_info", version="1.108.7") == 1  # details answer 503 with the rest
+    assert "spend_30d" not in text and not {"/key/list", "/global/spend"} & set(routes(server))
+
+
+def test_a_database_outage_on_1_83_is_a_200_with_the_status_in_the_body():
+    with FakeLitellmServer("1.83.14", mode="db_down") as server, contextlib.closing(
+            make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    assert value(text, "llmwatch_litellm_db_connected") == 0
+    assert value(text, "llmwatch_litellm_ready") == 1
+
+
+@pytest.mark.parametrize("mode, alive", [("not_ready", 1), ("shutting_down", 0)])
+def test_a_503_without_a_database_state_is_not_ready_and_not_an_error(mode, alive):
+    with FakeLitellmServer(mode=mode) as server, contextlib.closing(make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    assert value(text, "llmwatch_litellm_ready") == 0
+    assert value(text, "llmwatch_litellm_alive") == alive
+    assert value(text, "llmwatch_litellm_scrape_errors_total", reason="invalid_answer") == 0
+    assert "llmwatch_litellm_db_connected" not in text
+
+
+@pytest.mark.parametrize("version", ["1.83.14", "1.108.7"])
+def test_every_price_of_a_deployment_is_exported_per_second_included(version):
+    """d-qwen is priced per second of GPU time, as self-hosted vLLM often is; llama per token with
+    cheaper cached input. 1.83 keeps the per-second price in litellm_params only."""
+    with FakeLitellmServer(version) as server, contextlib.closing(make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    price = lambda model_id, name: value(text, "llmwatch_litellm_deployment_price_usd", model_id=model_id,
+                                         price=name)  # noqa: E731
+    assert price("d-qwen", "input_cost_per_second") == 0.0011
+    assert price("d-llama-a", "input_cost_per_token") == 2e-7
+    assert price("d-llama-a", "output_cost_per_token") == 6e-7
+    assert price("d-llama-a", "cache_read_input_token_cost") == 5e-8
+    assert price("d-embed", "input_cost_per_token") == 0
+    names = {dict(ls)["price"] for (n, ls), _ in samples(text).items() if n == "llmwatch_litellm_deployment_price_usd"}
+    assert "pricing_overrides" not in names and all("cost" in n for n in names)
+
+
+def test_a_zero_proxy_budget_is_no_budget_but_a_zero_team_budget_is_one():
+    """LiteLLM's global max_budget defaults to 0.0 and is enforced only above 0; a key's, team's or
+    user's budget of 0 refuses every request (spend >= 0)."""
+    state = sample_state()
+    state.max_budget = 0.0
+    with FakeLitellmServer(state=state) as server, contextlib.closing(make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    assert "llmwatch_litellm_proxy_max_budget_usd" not in text
+    assert "llmwatch_litellm_proxy_budget_spend_usd" not in text
+    assert not [n for (n, _), v in samples(text).items() if "global" in n and "budget" in n]
+    assert value(text, "llmwatch_litellm_team_max_budget_usd", team_alias="frozen") == 0
+
+
+def test_the_proxy_budget_is_its_budget_row_not_the_30_day_spend():
+    """LiteLLM compares the litellm-proxy-budget row (reset every budget_duration) with max_budget;
+    /global/spend is the last 30 days of spend logs."""
+    with FakeLitellmServer() as server, contextlib.closing(make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    assert value(text, "llmwatch_litellm_spend_30d_usd") == 510.75
+    assert value(text, "llmwatch_litellm_proxy_max_budget_usd") == 2000.0
+    assert value(text, "llmwatch_litellm_proxy_budget_spend_usd") == 140.25
+    assert value(text, "llmwatch_litellm_proxy_budget_reset_timestamp_seconds") == 1795910400  # 2026-11-29
+    users = {dict(ls)["user"] for (n, ls), _ in samples(text).items() if n == "llmwatch_litellm_user_spend_usd"}
+    assert "litellm-proxy-budget" not in users
+    assert value(text, "llmwatch_litellm_entities", kind="user") == 3
+
+
+def test_budget_windows_soft_budgets_and_reset_times():
+    with FakeLitellmServer() as server, contextlib.closing(make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    window = lambda kind, what, **labels: value(text, f"llmwatch_litellm_{kind}_window_{what}", **labels)  # noqa: E731
+    assert window("team", "max_budget_usd", team_alias="search", budget_duration="1d") == 60.0
+    assert window("team", "max_budget_usd", team_alias="search", budget_duration="7d") == 300.0
+    assert window("team", "reset_timestamp_seconds", team_alias="search", budget_duration="1d") == 1795392000
+    assert window("key", "max_budget_usd", api_key_alias="svc-01", budget_duration="1d") == 10.0
+    assert value(text, "llmwatch_litellm_team_soft_budget_usd", team_alias="search") == 800.0
+    assert value(text, "llmwatch_litellm_team_budget_reset_timestamp_seconds", team_alias="search") == 1796083200
+    assert value(text, "llmwatch_litellm_key_budget_reset_timestamp_seconds", api_key_alias="svc-01") == 1796083200
+    assert value(text, "llmwatch_litellm_user_budget_reset_timestamp_seconds", user="alice") == 1796083200

@@ -20,7 +20,8 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 FIELDS = ["spend", "max_budget", "token", "key_alias", "expires", "blocked", "team_id", "user_id", "data", "keys",
           "users", "total", "total_pages", "total_count", "db", "status", "litellm_version", "success_callbacks",
           "cache", "litellm_params", "model_info", "model", "api_base", "daily_data", "date", "healthy_endpoints",
-          "num_rate_limit_exceptions", "input_cost_per_token", "id", "model_name"]
+          "num_rate_limit_exceptions", "input_cost_per_token", "id", "model_name", "budget_limits", "budget_duration",
+          "reset_at", "budget_reset_at", "soft_budget", "user_id", "input_cost_per_second", "cache_read_input_token_cost"]
 # Objects with LiteLLM's own field names reach deeper into the parsers than random keys.
 SHAPED = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(FIELDS), inner,
@@ -28,7 +29,10 @@ SHAPED = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | 
 PARSERS = [payloads.readiness, payloads.deployments, payloads.deployment_health, payloads.global_spend,
            lambda p: payloads.page(p, "/key/list", "keys"), lambda p: payloads.spenders(p if isinstance(p, list) else [p], "key"),
            lambda p: payloads.spenders(p if isinstance(p, list) else [p], "team"),
-           lambda p: payloads.rate_limit_errors(p, "Nov 22")]
+           lambda p: payloads.rate_limit_errors(p, "Nov 22"),
+           lambda p: payloads.spenders(p if isinstance(p, list) else [p], "user"),
+           lambda p: payloads.proxy_budget(p if isinstance(p, list) else [p]),
+           lambda p: payloads.budget_windows(p, "budget_limits")]
 
 
 @settings(max_examples=400, deadline=None)
@@ -62,7 +66,7 @@ class CannedFetcher:
         self.proxy.close()
 
 
-ROUTES = ["/health/readiness", "/model/info", "/health", "/global/spend", "/key/list", "/team/list", "/user/list",
+ROUTES = ["/health/readiness", "/health/readiness/details", "/model/info", "/health", "/global/spend", "/key/list", "/team/list", "/user/list",
           "/global/activity/exceptions/deployment"]
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from llmwatch.simulation.demo import ENGINES, MASTER_KEY, Demo
 from tests.conftest import require_binary
-from tests.procs import exporter, free_port, samples, wait_until
+from tests.litellm.real_proxy import VERSIONS, LitellmProxy, hosted_vllm
+from tests.procs import exporter, free_port, samples, value, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +37,29 @@ def test_exporter_process_probes_engines_and_the_proxy_and_passes_promtool_lint(
     assert MASTER_KEY not in proc.log()
     result = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_probe_streams_through_a_real_litellm_proxy(version, tmp_path):
+    """The "through LiteLLM" path with real streaming: the real proxy in front of the demo's engines."""
+    with contextlib.closing(Demo(role="vllm", fixed_ports=False).start()) as demo:
+        model_list = [hosted_vllm(spec.group, demo.engines[spec.container], f"d-{spec.group}") for spec in ENGINES]
+        with LitellmProxy(tmp_path, model_list, version=version, master_key=MASTER_KEY) as proxy:
+            env = {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": "[]",
+                   "LLMWATCH_LITELLM__URL": proxy.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY,
+                   "LLMWATCH_PROBE__INTERVAL_SECONDS": "1", "LLMWATCH_PROBE__MAX_TOKENS": "4"}
+            port = free_port()
+            with exporter("probe", port, tmp_path / "probe.log", env):
+                def probed():
+                    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+                    seen = {dict(ls).get("model"): v for (name, ls), v in samples(text).items()
+                            if name == "llmwatch_probe_success" and dict(ls).get("target") == "litellm"}
+                    return text if len(seen) == len(ENGINES) and all(seen.values()) else None
+                text = wait_until(probed, 60, f"every model group probed through LiteLLM {version}")
+            served = {spec.container: [r for r in demo.engines[spec.container].requests if "completions" in r]
+                      for spec in ENGINES}
+            outbound = list(proxy.outbound)
+    assert all(served.values()), served  # the probes really reached the engines through the proxy
+    assert not outbound
+    for spec in ENGINES:
+        assert value(text, "llmwatch_probe_ttft_seconds_count", target="litellm", model=spec.group) >= 1

@@ -7,6 +7,11 @@ scrape and evaluation intervals become 1 s (so an alert with ``for: 1m`` fires i
 not three); cAdvisor is a simulated /metrics (tests/fakes/cadvisor.py); and the jobs of Loki, Alloy
 and Grafana are dropped, because those programs cannot run on the test machine (no Docker engine,
 no Grafana).
+
+LiteLLM is the real proxy (tests/litellm/real_proxy.py, the pinned version) in front of the
+simulated vLLM servers: Prometheus scrapes its own /metrics (job ``litellm``) and the probe goes
+through it. It runs without a database, so the LiteLLM exporter reads the simulated proxy, whose
+answers follow LiteLLM's response models, for keys, teams, users, spend and budgets.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from llmwatch.queueing.config import MonoCluster
 from llmwatch.simulation.vllm import busy_engine
 from tests.binaries import binary
 from tests.fakes.cadvisor import FakeCadvisor
+from tests.litellm.real_proxy import LitellmProxy, hosted_vllm
 from tests.procs import REPO, SIMULATED_GPU, Process, exporter, free_port, wait_until
 
 NOT_RUNNABLE_HERE = {"loki", "alloy", "grafana"}
@@ -120,7 +126,17 @@ class Stack:
                      for name, version in (("vllm-llama-3.1-70b", "0.11.0"), ("vllm-qwen3-32b", "0.6.4"))}
         router = litellm_router({"llama-3.1-70b": self.vllm["vllm-llama-3.1-70b"],
                                  "qwen3-32b": self.vllm["vllm-qwen3-32b"], "embed": self.vllm["vllm-qwen3-32b"]}, 0)
-        self.litellm = enter(FakeLitellmServer(master_key=MASTER_KEY, router=router))
+        self.litellm = enter(FakeLitellmServer(master_key=MASTER_KEY, router=router))  # the admin API
+        # The real proxy: two groups over the simulated vLLM servers (priced per token and per second)
+        # and one whose only deployment is down, falling back to another group.
+        dead = type("Dead", (), {"url": f"http://127.0.0.1:{free_port()}",
+                                 "live": self.vllm["vllm-qwen3-32b"].live})()
+        self.proxy = enter(LitellmProxy(self.tmp, [
+            hosted_vllm("llama-3.1-70b", self.vllm["vllm-llama-3.1-70b"], "d-llama",
+                        input_cost_per_token=2e-7, output_cost_per_token=6e-7),
+            hosted_vllm("qwen3-32b", self.vllm["vllm-qwen3-32b"], "d-qwen", input_cost_per_second=0.0011),
+            hosted_vllm("broken", dead, "d-broken", input_cost_per_token=1e-7)],
+            master_key=MASTER_KEY, router_settings={"fallbacks": [{"broken": ["qwen3-32b"]}], "num_retries": 0}))
         self.langfuse = enter(FakeLangfuseServer(self.langfuse_version, generate(now, traces=50)))
         self.cadvisor = enter(FakeCadvisor())
 
@@ -139,7 +155,7 @@ class Stack:
                         "LLMWATCH_LANGFUSE__SECRET_KEY": "sk-lf-test", **self.langfuse_env}))
         enter(exporter("probe", ports["probe"], log("probe"),
                        {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": json.dumps(targets),
-                        "LLMWATCH_LITELLM__URL": self.litellm.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY,
+                        "LLMWATCH_LITELLM__URL": self.proxy.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY,
                         "LLMWATCH_PROBE__INTERVAL_SECONDS": "2"}))
         # Windows shortened to the stack test's minutes: advice over 1 minute, forecast over 5.
         enter(exporter("insights", ports["insights"], log("insights"),
@@ -155,7 +171,7 @@ class Stack:
         rendered = self.tmp / "stack-config"
         render_stack_config(rendered, {
             "COMPOSE_PROFILES": "gpu,vllm,litellm,langfuse,probe", "PROMETHEUS_PASSWORD": PASSWORD,
-            "LITELLM_URL": self.litellm.url, "LITELLM_MASTER_KEY": MASTER_KEY,
+            "LITELLM_URL": self.proxy.url, "LITELLM_MASTER_KEY": MASTER_KEY,
             "ALERT_WEBHOOK_URL": f"{self.webhook.url}/alerts", "WATCHDOG_URL": f"{self.webhook.url}/watchdog"})
 
         addresses = {"localhost:23001": f"127.0.0.1:{ports['prometheus']}",
@@ -205,6 +221,17 @@ class Stack:
 
     def query(self, expr: str) -> list[dict]:
         return self.api("query", query=expr)["result"]
+
+    def chat(self, group: str, stream: bool = False, max_tokens: int = 8) -> int:
+        """One chat completion through the real proxy; its HTTP status."""
+        body = {"model": group, "messages": [{"role": "user", "content": "stack test traffic"}],
+                "max_tokens": max_tokens, "stream": stream}
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        with httpx.stream("POST", f"{self.proxy.url}/v1/chat/completions", json=body, timeout=30,
+                          headers=self.proxy.headers()) as answer:
+            answer.read()
+            return answer.status_code
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp.glob("*.log")))

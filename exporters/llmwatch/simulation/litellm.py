@@ -1,18 +1,30 @@
-"""A simulated LiteLLM proxy admin API, for demo mode and tests (LiteLLM itself cannot run here).
+"""A simulated LiteLLM proxy, for demo mode and the tests of what needs LiteLLM's database (keys,
+teams, users, spend, budgets, 429s per deployment), which a real proxy without PostgreSQL cannot
+answer. What a real proxy answers without a database (readiness, deployments and prices, its own
+/metrics) is tested against the real one too (tests/litellm/real_proxy.py).
 
-Answers are built from a small proxy state (deployments, keys, teams, users, 429 logs) in the
-shapes LiteLLM's proxy endpoints document, for two generations:
+Answers follow LiteLLM's own endpoint code and response models field by field, for two versions
+(:mod:`llmwatch.simulation.litellm_shapes` has every field of each row):
 
-- ``1.55.8`` (Dec 2024): ``/health/readiness`` says ``status: "healthy"``; ``/user/list`` is a
-  bare list; no ``/health/latest``.
-- ``1.81.3`` (2026): the readiness answer carries the database check's ``status`` and
-  ``last_updated``; ``/user/list`` is paged ``{users, total, page, page_size, total_pages}``.
+- ``1.83.14``, the last before 1.84: ``/health/readiness`` is public and carries the version,
+  success callbacks and cache; the database state is only in its body (always HTTP 200); no
+  ``/health/readiness/details``. ``/model/info`` shows a deployment's own per-token prices but not
+  its other ones (per second...), which stay in its ``litellm_params``.
+- ``1.108.7``: the public ``/health/readiness`` answers only ``{status, db}``, HTTP 503 when a
+  configured database is ``disconnected`` (or ``stalled``); version, callbacks and cache are in the
+  keyed ``/health/readiness/details``. ``/model/info`` shows every price of a deployment and lists
+  the overridden ones in ``pricing_overrides``.
 
-Both: ``/key/list`` is paged ``{keys, total_count, current_page, total_pages}`` (full objects with
-``return_full_object=true``), ``/team/list`` a bare list, errors ``{"error": {message, type,
-param, code}}``. Endpoints other than liveliness and readiness need ``Authorization: Bearer
-<master key>``. ``/metrics`` is LiteLLM's own Prometheus endpoint (the ``prometheus`` callback): a
-few of its families, as its metric definitions name and label them; it needs no key before v1.85.
+Both: ``/key/list`` is paged ``{keys, total_count, current_page, total_pages}`` (``UserAPIKeyAuth``
+rows with ``return_full_object=true``), ``/team/list`` a bare list of teams (with their keys and
+memberships), ``/user/list`` paged ``{users, total, page, page_size, total_pages}`` including the
+``litellm-proxy-budget`` row when a proxy-wide budget is set, ``/global/spend`` ``{spend,
+max_budget}`` with ``spend`` the last 30 days of spend logs and ``max_budget`` 0.0 when none is set,
+errors ``{"error": {message, type, param, code}}``. Endpoints other than liveliness and the public
+readiness need ``Authorization: Bearer <master key>``. ``/metrics`` is LiteLLM's own Prometheus
+endpoint (the ``prometheus`` callback): a few of its families, as its metric definitions name and
+label them (served without a key, as 1.83 does; the real 1.108 wants the master key unless
+``require_auth_for_metrics_endpoint: false``, which the stack test proves against the real proxy).
 """
 
 from __future__ import annotations
@@ -24,10 +36,27 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from llmwatch.simulation.litellm_shapes import (KEY_FIELDS, LITELLM_PARAMS_FLAGS, MODEL_INFO_FIELDS, TEAM_FIELDS,
+                                                USER_FIELDS)
 from llmwatch.simulation.server import FakeServer, exposition
 
-VERSIONS = ("1.55.8", "1.81.3")
+VERSIONS = ("1.83.14", "1.108.7")
 NEWEST = VERSIONS[-1]
+PROXY_BUDGET_ROW = "litellm-proxy-budget"
+# success_callbacks as each version reports them with the prometheus callback on (callback_name():
+# strings as given, otherwise function or class names, the proxy's own hooks included).
+CALLBACKS = {
+    "1.83.14": ["sync_deployment_callback_on_success"],
+    "1.108.7": ["sync_deployment_callback_on_success", "_PROXY_VirtualKeyModelMaxBudgetLimiter", "PrometheusLogger",
+                "_PROXY_MaxParallelRequestsHandler_v3", "_PROXY_CacheControlCheck", "ResponsesIDSecurity",
+                "SkillsInjectionHook", "_PROXY_MaxIterationsHandler", "_PROXY_MaxBudgetPerSessionHandler",
+                "_PROXY_SensitiveDataRoutingHandler", "PromptCacheObserver", "ServiceLogging"],
+}
+
+
+def public_readiness_is_minimal(version: str) -> bool:
+    """From 1.84 the public readiness answers only status and db."""
+    return tuple(int(part) for part in version.split(".")[:2]) >= (1, 84)
 
 
 @dataclass
@@ -37,9 +66,12 @@ class ProxyState:
     teams: list[dict] = field(default_factory=list)
     users: list[dict] = field(default_factory=list)
     rate_limited: dict[str, list[dict]] = field(default_factory=dict)  # model_group -> per-deployment entries
-    global_spend: float = 0.0
-    global_max_budget: float | None = None
-    callbacks: list[str] = field(default_factory=lambda: ["prometheus", "langfuse"])
+    spend_30d: float = 0.0  # /global/spend: the spend logs of the last 30 days
+    max_budget: float = 0.0  # proxy-wide; LiteLLM's 0.0 means none
+    proxy_budget_spend: float = 0.0  # the litellm-proxy-budget row (only with max_budget > 0)
+    proxy_budget_duration: str = "30d"
+    proxy_budget_reset_at: str | None = None
+    callbacks: list[str] | None = None  # None: what the version reports by default
     healthy: dict[tuple[str, str], bool] = field(default_factory=dict)  # (model, api_base) -> healthy
     requests: dict[str, tuple[int, int]] = field(default_factory=dict)  # model group -> (requests, failed)
     fallbacks: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, fallback group) -> successful
@@ -51,51 +83,91 @@ class ProxyState:
 
 
 def deployment(group: str, model: str, api_base: str, model_id: str, *, provider: str = "hosted_vllm",
-               input_cost: float | None = None, output_cost: float | None = None, mode: str = "chat") -> dict:
-    """One /model/info entry."""
-    return {"model_name": group,
-            "litellm_params": {"model": f"{provider}/{model}", "api_base": api_base},
-            "model_info": {"id": model_id, "mode": mode, "db_model": False, "litellm_provider": provider,
-                           "input_cost_per_token": input_cost, "output_cost_per_token": output_cost,
-                           "max_tokens": 32768}}
+               input_cost: float | None = None, output_cost: float | None = None, mode: str | None = "chat",
+               **prices: float) -> dict:
+    """A deployment as the proxy's config gives it: ``prices`` are more of LiteLLM's price fields
+    (``input_cost_per_second=...``, ``cache_read_input_token_cost=...``)."""
+    if input_cost is not None:
+        prices["input_cost_per_token"] = input_cost
+    if output_cost is not None:
+        prices["output_cost_per_token"] = output_cost
+    return {"model_name": group, "model": f"{provider}/{model}", "api_base": api_base, "id": model_id,
+            "provider": provider, "mode": mode, "prices": prices}
+
+
+def model_info_entry(d: dict, version: str) -> dict:
+    """One /model/info entry for a deployment, as ``version`` answers it."""
+    params = {"model": d["model"], "api_base": d["api_base"], **d["prices"], **LITELLM_PARAMS_FLAGS[version]}
+    info = dict.fromkeys(MODEL_INFO_FIELDS[version])
+    info |= {"id": d["id"], "db_model": False, "key": d["model"], "litellm_provider": d["provider"], "mode": d["mode"],
+             "supported_openai_params": ["max_tokens", "stream", "stream_options", "temperature", "top_p"]}
+    if public_readiness_is_minimal(version):
+        info |= d["prices"] | ({"pricing_overrides": sorted(d["prices"])} if d["prices"] else {})
+    else:  # 1.83: only per-token prices reach model_info (0 when the deployment sets none)
+        info |= {name: d["prices"].get(name, 0) for name in ("input_cost_per_token", "output_cost_per_token")}
+    if version in LITELLM_PARAMS_FLAGS and "member_auto_router" in info:
+        info["member_auto_router"] = False
+    return {"model_name": d["model_name"], "litellm_params": params, "model_info": info}
 
 
 def key(token: str, alias: str | None, spend: float, *, max_budget: float | None = None,
         expires: str | None = None, blocked: bool | None = None, team_id: str | None = None,
-        user_id: str | None = None) -> dict:
+        user_id: str | None = None, budget_duration: str | None = None, budget_reset_at: str | None = None,
+        budget_limits: list[dict] | None = None) -> dict:
+    """A virtual key: the fields the exporter reads (the rest of the row comes from the version's shape)."""
     return {"token": token, "key_name": f"sk-...{token[-4:]}", "key_alias": alias, "spend": spend,
             "max_budget": max_budget, "expires": expires, "blocked": blocked, "team_id": team_id,
-            "user_id": user_id, "models": [], "budget_reset_at": None, "created_at": "2026-10-01T08:00:00Z",
-            "metadata": {}}
+            "user_id": user_id, "budget_duration": budget_duration, "budget_reset_at": budget_reset_at,
+            "budget_limits": budget_limits, "created_at": "2026-10-01T08:00:00Z"}
 
 
-def team(team_id: str, alias: str, spend: float, max_budget: float | None = None) -> dict:
+def team(team_id: str, alias: str, spend: float, max_budget: float | None = None, *, soft_budget: float | None = None,
+         budget_duration: str | None = None, budget_reset_at: str | None = None,
+         budget_limits: list[dict] | None = None) -> dict:
     return {"team_id": team_id, "team_alias": alias, "spend": spend, "max_budget": max_budget,
-            "budget_reset_at": None, "blocked": False, "models": [], "members_with_roles": []}
+            "soft_budget": soft_budget, "budget_duration": budget_duration, "budget_reset_at": budget_reset_at,
+            "budget_limits": budget_limits}
 
 
-def user(user_id: str, spend: float, max_budget: float | None = None) -> dict:
+def user(user_id: str, spend: float, max_budget: float | None = None, *, budget_duration: str | None = None,
+         budget_reset_at: str | None = None) -> dict:
     return {"user_id": user_id, "user_email": f"{user_id}@example.com", "user_role": "internal_user",
-            "spend": spend, "max_budget": max_budget, "teams": []}
+            "spend": spend, "max_budget": max_budget, "budget_duration": budget_duration,
+            "budget_reset_at": budget_reset_at}
+
+
+def window(duration: str, max_budget: float, reset_at: str) -> dict:
+    """One of ``budget_limits``: a budget of its own per ``duration``."""
+    return {"budget_duration": duration, "max_budget": max_budget, "reset_at": reset_at}
 
 
 def sample_state(keys: int = 30) -> ProxyState:
-    """The proxy of the simulated H200 server: three model groups over vLLM, teams, users and keys."""
+    """The proxy of the simulated H200 server: three model groups over vLLM (one priced per second of
+    GPU time, as self-hosted vLLM often is), teams, users and keys with budgets of every kind."""
     state = ProxyState(
         deployments=[
             deployment("llama-3.1-70b", "meta-llama/Llama-3.1-70B-Instruct", "http://vllm-llama-a:8000/v1",
-                       "d-llama-a", input_cost=2e-7, output_cost=6e-7),
+                       "d-llama-a", input_cost=2e-7, output_cost=6e-7, cache_read_input_token_cost=5e-8),
             deployment("llama-3.1-70b", "meta-llama/Llama-3.1-70B-Instruct", "http://vllm-llama-b:8000/v1",
-                       "d-llama-b", input_cost=2e-7, output_cost=6e-7),
-            deployment("qwen3-32b", "Qwen/Qwen3-32B", "http://vllm-qwen:8000/v1", "d-qwen"),
+                       "d-llama-b", input_cost=2e-7, output_cost=6e-7, cache_read_input_token_cost=5e-8),
+            deployment("qwen3-32b", "Qwen/Qwen3-32B", "http://vllm-qwen:8000/v1", "d-qwen", mode=None,
+                       input_cost_per_second=0.0011),
             deployment("embed", "BAAI/bge-m3", "http://vllm-embed:8000/v1", "d-embed", mode="embedding",
                        input_cost=0.0, output_cost=0.0),
         ],
-        teams=[team("t-search", "search", 412.5, 1000.0), team("t-chat", "chat", 98.25), team("t-eval", "eval", 0.0, 50.0)],
-        users=[user("alice", 120.0, 200.0), user("bob", 35.5), user("carol", 0.0)],
-        global_spend=510.75, global_max_budget=2000.0,
+        teams=[team("t-search", "search", 412.5, 1000.0, soft_budget=800.0, budget_duration="30d",
+                    budget_reset_at="2026-12-01T00:00:00Z",
+                    budget_limits=[window("1d", 60.0, "2026-11-23T00:00:00+00:00"),
+                                   window("7d", 300.0, "2026-11-29T00:00:00+00:00")]),
+               team("t-chat", "chat", 98.25), team("t-eval", "eval", 0.0, 50.0),
+               team("t-frozen", "frozen", 0.0, 0.0)],  # a zero budget: LiteLLM refuses every request
+        users=[user("alice", 120.0, 200.0, budget_duration="30d", budget_reset_at="2026-12-01T00:00:00Z"),
+               user("bob", 35.5), user("carol", 0.0)],
+        spend_30d=510.75, max_budget=2000.0, proxy_budget_spend=140.25, proxy_budget_duration="7d",
+        proxy_budget_reset_at="2026-11-29T00:00:00Z",
         rate_limited={"llama-3.1-70b": [{"api_base": "http://vllm-llama-b:8000/v1", "daily_data": [
-            {"date": "Nov 21", "num_rate_limit_exceptions": 4}, {"date": "Nov 22", "num_rate_limit_exceptions": 17}],
+            {"api_base": "http://vllm-llama-b:8000/v1", "date": "Nov 21", "num_rate_limit_exceptions": 4},
+            {"api_base": "http://vllm-llama-b:8000/v1", "date": "Nov 22", "num_rate_limit_exceptions": 17}],
             "sum_num_rate_limit_exceptions": 21}]},
         requests={"llama-3.1-70b": (1200, 3), "qwen3-32b": (340, 0), "embed": (90, 0)},
         fallbacks={("llama-3.1-70b", "qwen3-32b"): 2},
@@ -106,6 +178,9 @@ def sample_state(keys: int = 30) -> ProxyState:
         token = f"{i:02d}" + "ab3f" * 15 + f"{i:02d}"  # 64 hex digits, like LiteLLM's SHA-256 of the key
         state.keys.append(key(token, f"svc-{i:02d}" if i % 5 else None, round(100.0 / (i + 1), 4),
                               max_budget=150.0 if i < 3 else None,
+                              budget_duration="30d" if i < 3 else None,
+                              budget_reset_at="2026-12-01T00:00:00Z" if i < 3 else None,
+                              budget_limits=[window("1d", 10.0, "2026-11-23T00:00:00+00:00")] if i == 1 else None,
                               expires="2026-12-31T00:00:00Z" if i % 7 == 0 else
                               "2026-01-01T00:00:00+00:00" if i == 9 else None,
                               blocked=True if i == 4 else None, team_id="t-search" if i % 2 else "t-chat"))
@@ -145,8 +220,8 @@ def prometheus_metrics(state: ProxyState) -> bytes:
                                              "tokens from LLM requests", labels=caller)
               for direction in ("input", "output")}
     for d in state.deployments:
-        model, api_base = d["litellm_params"]["model"], d["litellm_params"]["api_base"]
-        labels = [model, d["model_info"]["id"], api_base, d["model_info"]["litellm_provider"]]
+        model, api_base = d["model"], d["api_base"]
+        labels = [model, d["id"], api_base, d["provider"]]
         health.add_metric(labels, 0.0 if state.healthy.get((model, api_base), True) else 2.0)
         sent, lost = state.requests.get(d["model_name"], (0, 0))
         share = sum(1 for e in state.deployments if e["model_name"] == d["model_name"])
@@ -158,7 +233,7 @@ def prometheus_metrics(state: ProxyState) -> bytes:
             total.add_metric([group, "500"], lost)
             failed.add_metric([group, "500"], lost)
         first = next((d for d in state.deployments if d["model_name"] == group), None)
-        values = [group, first["litellm_params"]["model"] if first else group, "None", "None", "None", "None"]
+        values = [group, first["model"] if first else group, "None", "None", "None", "None"]
         served = sent - lost
         latency.add_metric(values, buckets=[(str(le), sum(share * served for share, s in LATENCY_MIX if s <= le))
                                             for le in LATENCY_BUCKETS] + [("+Inf", served)],
@@ -166,9 +241,9 @@ def prometheus_metrics(state: ProxyState) -> bytes:
         prompt, output = TOKENS_PER_REQUEST
         tokens["input"].add_metric(values, prompt * served)
         tokens["output"].add_metric(values, output * served)
-        info = first["model_info"] if first else {}
-        spend.add_metric(values, served * (prompt * (info.get("input_cost_per_token") or 0)
-                                           + output * (info.get("output_cost_per_token") or 0)))
+        prices = first["prices"] if first else {}
+        spend.add_metric(values, served * (prompt * (prices.get("input_cost_per_token") or 0)
+                                           + output * (prices.get("output_cost_per_token") or 0)))
     for (group, fallback), count in state.fallbacks.items():
         fallbacks.add_metric([group, fallback], count)
     return exposition([health, calls, failures, total, failed, fallbacks, latency, spend, *tokens.values()])
@@ -180,8 +255,9 @@ def _error(status: int, message: str, kind: str) -> tuple[int, str, bytes]:
 
 
 class FakeLitellmServer(FakeServer):
-    """``mode``: ok, no_db (the proxy runs without a database), garbage (HTML everywhere), error
-    (500 everywhere), hang, not_ready (readiness 503)."""
+    """``mode``: ok, no_db (the proxy runs without a database), db_down (its database does not
+    answer), garbage (HTML everywhere), error (500 everywhere), hang, not_ready (readiness 503 from a
+    failed check), shutting_down (graceful shutdown)."""
 
     def __init__(self, version: str = NEWEST, state: ProxyState | None = None, *, master_key: str = "sk-master",
                  mode: str = "ok", latency: float = 0.0, host: str = "127.0.0.1", port: int = 0, router=None):
@@ -217,20 +293,27 @@ class FakeLitellmServer(FakeServer):
         parts = urlsplit(path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         route = parts.path
+        minimal = public_readiness_is_minimal(self.version)
         if route in ("/health/liveliness", "/health/liveness"):
+            if self.mode == "shutting_down":
+                return 503, "application/json", b'{"status": "shutting_down"}'
             return 200, "application/json", b'"I\'m alive!"'
         if route == "/health/readiness":
-            return self._readiness()
-        if route == "/metrics":
+            return self._readiness(details=not minimal)
+        if route == "/health/readiness/details" and not minimal:
+            return 404, "application/json", b'{"detail": "Not Found"}'
+        if route == "/metrics":  # the demo's Prometheus reads it without a key
             return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus_metrics(self.state)
         if headers.get("authorization") != f"Bearer {self.master_key}":
             return _error(401, "Authentication Error, Invalid proxy server token passed.", "auth_error")
+        if route == "/health/readiness/details":
+            return self._readiness(details=True)
         if route in ("/v1/models", "/models"):
             groups = dict.fromkeys(d["model_name"] for d in self.state.deployments)
             return self._json({"object": "list", "data": [{"id": g, "object": "model", "created": 1677610602,
                                                            "owned_by": "openai"} for g in groups]})
         if route in ("/model/info", "/v1/model/info"):
-            return self._json({"data": self.state.deployments})
+            return self._json({"data": [model_info_entry(d, self.version) for d in self.state.deployments]})
         if route == "/health":
             healthy = [{"model": m, "api_base": b} for (m, b), ok in self.state.healthy.items() if ok]
             unhealthy = [{"model": m, "api_base": b, "error": "Connection refused"}
@@ -238,41 +321,66 @@ class FakeLitellmServer(FakeServer):
             return self._json({"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
                                "healthy_count": len(healthy), "unhealthy_count": len(unhealthy)})
         if route in ("/global/spend", "/key/list", "/team/list", "/user/list",
-                     "/global/activity/exceptions/deployment") and self.mode == "no_db":
+                     "/global/activity/exceptions/deployment") and self.mode in ("no_db", "db_down"):
             return _error(500, "No db connected", "internal_server_error")
         if route == "/global/spend":
-            return self._json({"spend": self.state.global_spend, "max_budget": self.state.global_max_budget})
+            return self._json({"spend": self.state.spend_30d, "max_budget": self.state.max_budget})
         if route == "/key/list":
-            keys = self.state.keys if query.get("return_full_object") == "true" else [k["token"] for k in self.state.keys]
-            return self._json(self._paged(keys, query, "size", "keys", "total_count", "current_page"))
+            keys = [self._row(KEY_FIELDS, k) for k in self.state.keys] \
+                if query.get("return_full_object") == "true" else [k["token"] for k in self.state.keys]
+            return self._json(self._paged(keys, query, "size", 10, "keys", "total_count", "current_page"))
         if route == "/team/list":
-            return self._json(self.state.teams)
+            rows = []
+            for t in sorted(self.state.teams, key=lambda t: t.get("team_alias") or ""):
+                row = self._row(TEAM_FIELDS, t)
+                row["keys"] = [self._row(KEY_FIELDS, k) for k in self.state.keys if k.get("team_id") == t["team_id"]]
+                rows.append(row)
+            return self._json(rows)
         if route == "/user/list":
-            if self.version == "1.55.8":
-                return self._json(self.state.users)
-            return self._json(self._paged(self.state.users, query, "page_size", "users", "total", "page"))
+            users = list(self.state.users)
+            if self.state.max_budget > 0:
+                users.append(user(PROXY_BUDGET_ROW, self.state.proxy_budget_spend, self.state.max_budget,
+                                  budget_duration=self.state.proxy_budget_duration,
+                                  budget_reset_at=self.state.proxy_budget_reset_at) | {"user_email": None,
+                                                                                       "user_role": None})
+            rows = [self._row(USER_FIELDS, u) for u in users]
+            answer = self._paged(rows, query, "page_size", 25, "users", "total", "page")
+            return self._json(answer | {"page_size": int(query.get("page_size", 25))})
         if route == "/global/activity/exceptions/deployment":
             if "model_group" not in query:
                 return _error(422, "model_group required", "bad_request")
             return self._json(self.state.rate_limited.get(query["model_group"], []))
         return 404, "application/json", b'{"detail": "Not Found"}'
 
-    def _readiness(self) -> tuple[int, str, bytes]:
-        if self.mode == "not_ready":
-            return 503, "application/json", b'{"detail": "Service Unhealthy (database unreachable)"}'
-        body = {"status": "healthy", "db": "Not connected" if self.mode == "no_db" else "connected",
-                "cache": None, "litellm_version": self.version, "success_callbacks": self.state.callbacks}
-        if self.version != "1.55.8" and self.mode != "no_db":
-            body |= {"status": "connected", "last_updated": "2026-11-22T10:00:00", "use_aiohttp_transport": True}
-        return self._json(body)
+    def _row(self, shapes: dict, given: dict) -> dict:
+        return {**shapes[self.version], **given}
+
+    def _readiness(self, details: bool) -> tuple[int, str, bytes]:
+        if self.mode == "shutting_down":
+            return 503, "application/json", b'{"status": "shutting_down"}'
+        if self.mode == "not_ready":  # the check itself failed: FastAPI's HTTPException body
+            return 503, "application/json", b'{"detail": "Service Unhealthy (simulated failure)"}'
+        db = {"no_db": "Not connected", "db_down": "disconnected"}.get(self.mode, "connected")
+        body = {"status": "healthy", "db": db}
+        if details:
+            body |= {"cache": None, "litellm_version": self.version,
+                     "success_callbacks": CALLBACKS[self.version] if self.state.callbacks is None
+                     else self.state.callbacks,
+                     "use_aiohttp_transport": True, "log_level": "WARNING", "is_detailed_debug": False}
+            if public_readiness_is_minimal(self.version):
+                body |= {"show_no_redis_warning": False, "show_env_credential_login_warning": False}
+        # from 1.84 a configured database that does not answer makes readiness 503 (the body still says so)
+        status = 503 if public_readiness_is_minimal(self.version) and db == "disconnected" else 200
+        return status, "application/json", json.dumps(body).encode()
 
     @staticmethod
     def _json(body) -> tuple[int, str, bytes]:
         return 200, "application/json", json.dumps(body).encode()
 
     @staticmethod
-    def _paged(rows: list, query: dict, size_key: str, rows_key: str, total_key: str, page_key: str) -> dict:
-        size = int(query.get(size_key, 10))
+    def _paged(rows: list, query: dict, size_key: str, default_size: int, rows_key: str, total_key: str,
+               page_key: str) -> dict:
+        size = int(query.get(size_key, default_size))
         number = int(query.get("page", 1))
         return {rows_key: rows[(number - 1) * size: number * size], total_key: len(rows), page_key: number,
                 "total_pages": max(1, math.ceil(len(rows) / size))}

@@ -1,11 +1,14 @@
 """The LiteLLM exporter's scrape: what LiteLLM's own /metrics lacks, from its admin API.
 
 Per scrape, concurrently under the budget: ``/health/liveliness`` and ``/health/readiness``
-always; ``/model/info`` when its cache expired; the admin lists (keys, teams, users, global
-spend, 429s per deployment) when theirs expired and the proxy has a database; ``/health`` only
-when the user said LiteLLM runs background health checks (otherwise each call would make a real
-LLM request per deployment). Cached answers are served for their cache time and dropped, not
-kept stale, when a refresh fails.
+always (read in its 503 answers too: LiteLLM >= 1.84 says there that its database is down);
+``/model/info`` and ``/health/readiness/details`` (version, callbacks and cache, keyed from 1.84;
+absent before, when the public readiness carried them) when their cache expired; the admin lists
+(keys, teams, users, 30-day spend, 429s per deployment) when theirs expired and the proxy's
+database is connected; ``/health`` only when the user said LiteLLM runs background health checks
+(otherwise each call would make a real LLM request per deployment). No endpoint asked makes an
+LLM call. Cached answers are served for their cache time and dropped, not kept stale, when a
+refresh fails.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from llmwatch.core.cache import Expiring
 from llmwatch.core.logs import WarnOnce
 from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_at_a_time
 from llmwatch.exporters.litellm import payloads
-from llmwatch.exporters.litellm.payloads import BadPayload, Spender
+from llmwatch.exporters.litellm.payloads import BadPayload, ProxyBudget, Readiness, Spender
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +43,13 @@ LISTS = {  # kind -> (path, rows key, page-size parameter, extra parameters)
     "user": ("/user/list", "users", "page_size", {}),
 }
 SPENDER_LABELS = {"key": ["hashed_api_key", "api_key_alias"], "team": ["team", "team_alias"], "user": ["user"]}
+DETAILS = "/health/readiness/details"
 
 
 @dataclass
 class AdminData:
-    spend: tuple[float, float | None] | None = None
+    spend: tuple[float, float | None] | None = None  # 30-day spend, proxy-wide max_budget
+    proxy_budget: ProxyBudget | None = None
     spenders: dict[str, list[Spender]] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
     rate_limited: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -64,6 +69,7 @@ class LitellmExporter:
         self.clock = clock
         self.today = today
         self.models = Expiring(metadata_seconds, clock)
+        self.details = Expiring(metadata_seconds, clock)  # /health/readiness/details: version, callbacks, cache
         self.admin = Expiring(admin_seconds, clock)
         self.health = Expiring(health_seconds, clock)
         self.unsupported: set[str] = set()  # paths this LiteLLM version answers 404
@@ -129,20 +135,22 @@ class LitellmExporter:
         asked = ["/health/liveliness", "/health/readiness"]
         if self.models.due(now):
             asked.append("/model/info")
+        if self.details.due(now):
+            asked.append(DETAILS)
         if self.deployment_health and self.health.due(now):
             asked.append("/health")
         asked = asked[:2] + [p for p in asked[2:] if p not in self.unsupported]
         replies = dict(zip(asked, self._get(asked, deadline)))
 
         alive = replies["/health/liveliness"]
-        ready_reply = replies["/health/readiness"]
-        ready = None  # the readiness answer, when the proxy is ready
-        if ready_reply.status != 503:  # 503: the proxy answered that it cannot serve
-            body = self._decode("/health/readiness", ready_reply, errors, failed, optional=False)
-            if body is not None:
-                ready = self._parse("/health/readiness", lambda: payloads.readiness(body), errors, failed)
+        ready, readiness = self._readiness(replies["/health/readiness"], errors, failed)
         if alive.error not in ("", "http_status"):
             self._fail("/health/liveliness", alive.error, alive.detail, errors, failed)
+        if DETAILS in replies:
+            self.details.drop()
+            found = self._readiness_details(replies[DETAILS], errors, failed)
+            if found is not None:
+                self.details.set(found, now)
 
         if "/model/info" in replies:
             self.models.drop()
@@ -159,7 +167,7 @@ class LitellmExporter:
                 if found is not None:
                     self.health.set(found, now)
 
-        if ready is not None and ready.db_connected:
+        if readiness is not None and readiness.db_connected:
             if self.admin.due(now):
                 self.admin.drop()
                 admin = self._read_admin(deadline, errors, failed)
@@ -168,8 +176,37 @@ class LitellmExporter:
         else:
             self.admin.drop()  # no database, nothing to read; the families go away
 
-        up = (ready is not None or ready_reply.status == 503) and not failed
-        return self._families(up, alive, ready_reply, ready, failed)
+        up = ready is not None and not failed
+        return self._families(up, alive, ready, readiness, failed)
+
+    def _readiness(self, reply: Reply, errors: ScrapeErrors, failed: list[str]) -> tuple[bool | None, Readiness | None]:
+        """(ready, what the answer says): ready is None when the proxy did not answer readably.
+
+        A 503 is LiteLLM's own "not ready": its body says why when it can (database down, shutting
+        down), or is FastAPI's ``{"detail": ...}`` when the check itself failed.
+        """
+        path = "/health/readiness"
+        if reply.status == 503 and reply.error == "http_status":
+            try:
+                found = payloads.readiness(json.loads(reply.body))
+            except ValueError:  # not JSON, or no readiness in it (BadPayload is a ValueError)
+                found = None
+            return False, None if found is None or found.shutting_down else found
+        body = self._decode(path, reply, errors, failed, optional=False)
+        found = None if body is None else self._parse(path, lambda: payloads.readiness(body), errors, failed)
+        if found is None:
+            return None, None
+        return (False, None) if found.shutting_down else (True, found)
+
+    def _readiness_details(self, reply: Reply, errors: ScrapeErrors, failed: list[str]) -> Readiness | None:
+        """The keyed readiness of LiteLLM >= 1.84 (404 before it: asked once, then never)."""
+        if reply.status == 503 and reply.error == "http_status":  # database down: the body still has the rest
+            try:
+                return payloads.readiness(json.loads(reply.body), DETAILS)
+            except ValueError:
+                return None
+        body = self._decode(DETAILS, reply, errors, failed)
+        return None if body is None else self._parse(DETAILS, lambda: payloads.readiness(body, DETAILS), errors, failed)
 
     def _read_admin(self, deadline: float, errors: ScrapeErrors, failed: list[str]) -> AdminData | None:
         """Global spend, key/team/user lists (all pages, up to max_rows) and today's 429s per deployment."""
@@ -231,32 +268,40 @@ class LitellmExporter:
         found = self._parse(list_path, lambda: payloads.spenders(rows, kind), errors, failed)
         if found is None:
             return False
+        if kind == "user":
+            data.proxy_budget = self._parse(list_path, lambda: payloads.proxy_budget(rows), errors, failed)
+            total -= data.proxy_budget is not None  # LiteLLM's budget row, not a user
         data.spenders[kind], data.totals[kind] = found, total
         return True
 
     # ---- families -----------------------------------------------------------------------------
 
-    def _families(self, up: bool, alive: Reply, ready_reply: Reply, ready: payloads.Readiness | None,
+    def _families(self, up: bool, alive: Reply, ready: bool | None, readiness: Readiness | None,
                   failed: list[str]) -> list:
         out = [GaugeMetricFamily("llmwatch_litellm_up", "1 when the proxy answered every admin-API request of this "
                                  "scrape readably (an auth error, a timeout or garbage gives 0).", value=float(up))]
         if alive.error in ("", "http_status"):
             out.append(GaugeMetricFamily("llmwatch_litellm_alive", "1 when /health/liveliness answered 200.",
                                          value=float(alive.status == 200)))
-        if ready is not None or ready_reply.status == 503:
-            out.append(GaugeMetricFamily("llmwatch_litellm_ready", "1 when /health/readiness answered 200 "
-                                         "(0: 503, the proxy says it cannot serve).", value=float(ready is not None)))
         if ready is not None:
+            out.append(GaugeMetricFamily("llmwatch_litellm_ready", "1 when /health/readiness answered 200 "
+                                         "(0: 503, the proxy says it cannot serve).", value=float(ready)))
+        if readiness is not None and readiness.has_database:
             out.append(GaugeMetricFamily("llmwatch_litellm_db_connected", "1 when the proxy reports its "
-                                         "database connected (spend, keys and budgets need it).",
-                                         value=float(ready.db_connected)))
+                                         "database connected (spend, keys and budgets need it); absent for a "
+                                         "proxy without a database.", value=float(readiness.db_connected)))
+        # version, callbacks, cache: keyed details (LiteLLM >= 1.84), else the public readiness (<= 1.83)
+        about = self.details.value if self.details.value is not None else (
+            readiness if readiness is not None and readiness.details else None)
+        if about is not None:
             info = GaugeMetricFamily("llmwatch_litellm_info", "LiteLLM version and response-cache type; always 1.",
                                      labels=["version", "cache"])
-            info.add_metric([ready.version, ready.cache], 1.0)
+            info.add_metric([about.version, about.cache], 1.0)
             callbacks = GaugeMetricFamily("llmwatch_litellm_success_callback_info",
-                                          "Success callbacks the proxy runs (prometheus, langfuse…); always 1.",
+                                          "Success callbacks the proxy runs, as LiteLLM names them (class names "
+                                          "such as PrometheusLogger, and its own hooks); always 1.",
                                           labels=["callback"])
-            for name in ready.callbacks:
+            for name in about.callbacks:
                 callbacks.add_metric([name], 1.0)
             out += [info, callbacks]
         endpoints = GaugeMetricFamily("llmwatch_litellm_endpoint_up", "1 when this admin endpoint answered "
@@ -278,14 +323,21 @@ class LitellmExporter:
             info = GaugeMetricFamily("llmwatch_litellm_deployment_info",
                                      "A deployment behind a model group, from /model/info; always 1.", labels=labels)
             cost = GaugeMetricFamily("llmwatch_litellm_deployment_cost_per_token_usd",
-                                     "Price LiteLLM charges per token for this deployment (0 or absent: "
-                                     "LiteLLM records $0 spend for it).", labels=["model_id", "direction"])
+                                     "Price LiteLLM charges per token for this deployment (absent: no per-token "
+                                     "price; see deployment_price_usd for the others).", labels=["model_id", "direction"])
+            price = GaugeMetricFamily("llmwatch_litellm_deployment_price_usd",
+                                      "Every price LiteLLM charges for this deployment, by its /model/info field "
+                                      "(input_cost_per_token, input_cost_per_second, cache_read_input_token_cost...; "
+                                      "USD per unit the field names). No price at all: LiteLLM records $0.",
+                                      labels=["model_id", "price"])
             for d in sorted(self.models.value, key=lambda d: (d.model_group, d.model_id)):
                 info.add_metric([d.model_group, d.litellm_model_name, d.model_id, d.api_base, d.api_provider, d.mode], 1)
                 for direction, value in (("input", d.input_cost_per_token), ("output", d.output_cost_per_token)):
                     if value is not None:
                         cost.add_metric([d.model_id, direction], value)
-            out += [info, cost]
+                for name, value in d.prices:
+                    price.add_metric([d.model_id, name], value)
+            out += [info, cost, price]
         if self.health.value is not None:
             healthy = GaugeMetricFamily("llmwatch_litellm_deployment_healthy",
                                         "1 when LiteLLM's last background health check of the deployment passed.",
@@ -302,11 +354,22 @@ class LitellmExporter:
         out = []
         if admin.spend is not None:
             spend, budget = admin.spend
-            out.append(GaugeMetricFamily("llmwatch_litellm_global_spend_usd",
-                                         "Spend recorded by the proxy (USD), from /global/spend.", value=spend))
+            out.append(GaugeMetricFamily("llmwatch_litellm_spend_30d_usd",
+                                         "Spend of the last 30 days in LiteLLM's spend logs (USD), from /global/spend.",
+                                         value=spend))
             if budget is not None:
-                out.append(GaugeMetricFamily("llmwatch_litellm_global_max_budget_usd",
-                                             "The proxy's overall budget (USD).", value=budget))
+                out.append(GaugeMetricFamily("llmwatch_litellm_proxy_max_budget_usd",
+                                             "The proxy-wide budget (USD; absent when none is set: LiteLLM's 0).",
+                                             value=budget))
+        if admin.proxy_budget is not None:
+            row = admin.proxy_budget
+            out.append(GaugeMetricFamily("llmwatch_litellm_proxy_budget_spend_usd",
+                                         "Spend LiteLLM counts against the proxy-wide budget (USD): its "
+                                         "litellm-proxy-budget row, back to 0 every budget_duration.", value=row.spend))
+            if row.reset_at is not None:
+                out.append(GaugeMetricFamily("llmwatch_litellm_proxy_budget_reset_timestamp_seconds",
+                                             "When the proxy-wide budget's spend goes back to 0 (Unix time).",
+                                             value=row.reset_at))
         entities = GaugeMetricFamily("llmwatch_litellm_entities", "Keys, teams and users the proxy has.",
                                      labels=["kind"])
         for kind, total in sorted(admin.totals.items()):
@@ -322,11 +385,38 @@ class LitellmExporter:
             budget = GaugeMetricFamily(f"llmwatch_litellm_{kind}_max_budget_usd",
                                        f"Budget of each {kind} shown in {kind}_spend_usd, where one is set (USD).",
                                        labels=labels)
+            reset = GaugeMetricFamily(f"llmwatch_litellm_{kind}_budget_reset_timestamp_seconds",
+                                      f"When the spend of each {kind} shown goes back to 0 (its budget_duration; "
+                                      "Unix time).", labels=labels)
             for s in top + ([other] if other else []):
                 spend.add_metric(list(s.labels), s.spend)
                 if s.max_budget is not None:
                     budget.add_metric(list(s.labels), s.max_budget)
-            out += [spend, budget]
+                if s.budget_reset_at is not None:
+                    reset.add_metric(list(s.labels), s.budget_reset_at)
+            out += [spend, budget, reset]
+            if kind == "team":
+                soft = GaugeMetricFamily("llmwatch_litellm_team_soft_budget_usd", "Soft budget of each team shown "
+                                         "(USD): LiteLLM alerts past it and keeps serving.", labels=labels)
+                for s in top:
+                    if s.soft_budget is not None:
+                        soft.add_metric(list(s.labels), s.soft_budget)
+                out.append(soft)
+            if kind in ("key", "team"):
+                window_labels = labels + ["budget_duration"]
+                window_budget = GaugeMetricFamily(
+                    f"llmwatch_litellm_{kind}_window_max_budget_usd", f"Budget of each {kind} shown per time window "
+                    "(budget_limits; USD): LiteLLM refuses requests once the window's spend reaches it.",
+                    labels=window_labels)
+                window_reset = GaugeMetricFamily(
+                    f"llmwatch_litellm_{kind}_window_reset_timestamp_seconds",
+                    f"When each budget window of each {kind} shown starts again (Unix time).", labels=window_labels)
+                for s in top:
+                    for w in s.windows:
+                        window_budget.add_metric([*s.labels, w.duration], w.max_budget)
+                        if w.reset_at is not None:
+                            window_reset.add_metric([*s.labels, w.duration], w.reset_at)
+                out += [window_budget, window_reset]
             if kind == "key":
                 expiry = GaugeMetricFamily("llmwatch_litellm_key_expiry_timestamp_seconds",
                                            "When each key shown in key_spend_usd expires (Unix time).", labels=labels)

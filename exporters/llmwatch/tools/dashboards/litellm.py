@@ -69,9 +69,13 @@ def build() -> dict:
                     prom(f"sum by (requested_model) (rate(litellm_output_tokens_metric_total{{{M}}}{RATE}))",
                          "{{requested_model}} output")], "suffix: tok/s", minimum=0, w=8),
         timeseries("Upstream failures per deployment", "Failed calls from LiteLLM to each deployment "
-                   "(vLLM server or provider) per second. Bad: one deployment failing while others do not.",
+                   "(vLLM server or provider) per second (0 for a deployment that never failed: LiteLLM "
+                   "creates the failure series at the first failure). Bad: one deployment failing while "
+                   "others do not.",
                    [prom(f"sum by (litellm_model_name, api_base) "
-                         f"(rate(litellm_deployment_failure_responses_total{{{M}}}{RATE}))",
+                         f"(rate(litellm_deployment_failure_responses_total{{{M}}}{RATE})) "
+                         f"or sum by (litellm_model_name, api_base) "
+                         f"(rate(litellm_deployment_total_requests_total{{{M}}}{RATE})) * 0",
                          "{{litellm_model_name}} @ {{api_base}}")], "reqps", minimum=0, w=8,
                    thresholds=steps(OK, (BAD, 0.01))),
 
@@ -87,7 +91,7 @@ def build() -> dict:
                  [prom("sum by (model_group, api_base) (llmwatch_litellm_rate_limit_errors_today)",
                        "{{model_group}} @ {{api_base}}")], "none", thresholds=steps(OK, (WARN, 1), (BAD, 100)), w=12),
         table("Deployments", "Every deployment behind the proxy: model group, upstream model, address, "
-              "provider and its price per token.",
+              "provider and mode (prices: llmwatch_litellm_deployment_price_usd, per token, second, image...).",
               [prom("max by (model_group, litellm_model_name, api_base, api_provider, mode, model_id) "
                     "(llmwatch_litellm_deployment_info)", instant=True, table=True)], "none",
               hide=("Time", "Value"), rename={"model_group": "Model group", "litellm_model_name": "Model",
@@ -98,11 +102,11 @@ def build() -> dict:
         stat("Spend today", "Spend LiteLLM recorded since midnight (browser time), over all keys.",
              [prom("sum(increase(litellm_spend_metric_total[$__range]))")], "currencyUSD", decimals=2,
              thresholds=steps(INFO), time_from="now/d", w=6),
-        stat("Total spend", "Everything the proxy has recorded (/global/spend).",
-             [prom("max(llmwatch_litellm_global_spend_usd)")], "currencyUSD", thresholds=steps(INFO), w=6),
-        gauge("Global budget used", "Spend against the proxy's overall budget (when one is set). Bad: "
-              "near 100 % — requests will be refused.",
-              [prom("max(llmwatch_litellm_global_spend_usd) / max(llmwatch_litellm_global_max_budget_usd > 0)")],
+        stat("Spend, last 30 days", "Spend in LiteLLM's spend logs over the last 30 days (/global/spend).",
+             [prom("max(llmwatch_litellm_spend_30d_usd)")], "currencyUSD", thresholds=steps(INFO), w=6),
+        gauge("Proxy budget used", "Spend LiteLLM counts against the proxy-wide budget since its last reset "
+              "(every budget_duration), when one is set. Bad: near 100 % — requests will be refused.",
+              [prom("max(llmwatch_litellm_proxy_budget_spend_usd) / max(llmwatch_litellm_proxy_max_budget_usd > 0)")],
               "percentunit", thresholds=steps(OK, (WARN, 0.8), (BAD, 0.9)), w=6, h=4),
         stat("Keys", "Virtual keys by state. Bad: blocked or expired keys that clients still use (their "
              "requests fail with 401).",

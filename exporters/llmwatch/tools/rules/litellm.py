@@ -51,7 +51,7 @@ max by (litellm_model_name, api_base) (litellm_deployment_state) >= 1
 llmwatch_litellm_key_spend_usd / (llmwatch_litellm_key_max_budget_usd > 0) >= 0.9
   or llmwatch_litellm_team_spend_usd / (llmwatch_litellm_team_max_budget_usd > 0) >= 0.9
   or llmwatch_litellm_user_spend_usd / (llmwatch_litellm_user_max_budget_usd > 0) >= 0.9
-  or llmwatch_litellm_global_spend_usd / (llmwatch_litellm_global_max_budget_usd > 0) >= 0.9
+  or llmwatch_litellm_proxy_budget_spend_usd / (llmwatch_litellm_proxy_max_budget_usd > 0) >= 0.9
 """, for_='', severity='warning',
                   summary='A LiteLLM budget is at least 90 % spent.',
                   description='{{ with $labels.api_key_alias }}Key {{ . }}{{ end }}{{ with $labels.team_alias }}Team {{ . }}{{ end }}{{ with $labels.user }}User {{ . }}{{ end }}{{ if not (or $labels.api_key_alias $labels.team_alias $labels.user) }}The proxy{{ end }} has spent {{ $value | humanizePercentage }} of its budget; at 100 % LiteLLM rejects its requests.'),
