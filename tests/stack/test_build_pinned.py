@@ -50,7 +50,7 @@ def fake_go(tmp_path):
     go.chmod(go.stat().st_mode | stat.S_IXUSR)
     log = tmp_path / "go.log"
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "FAKE_GO_LOG": str(log),
-           "FAKE_GO_SOURCES": str(tmp_path / "sources"), "LLMWATCH_PINNED_DIR": str(tmp_path / "pinned")}
+           "FAKE_GO_SOURCES": str(tmp_path / "sources"), "PINNED_CACHE_DIR": str(tmp_path / "pinned")}
 
     def run(*names: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(SCRIPT), *names], capture_output=True, text=True, env=env | extra, timeout=60)

@@ -1,6 +1,6 @@
 """The Prometheus and Alertmanager the tests run are the versions docker-compose.yml pins.
 
-scripts/test builds them with scripts/build-pinned and points LLMWATCH_BIN_DIR at them; without Go
+scripts/test builds them with scripts/build-pinned and points PINNED_BIN_DIR at them; without Go
 the tests run whatever is installed (Debian's 2.42 and 0.25), and these checks are skipped, except
 under CI=true, where the pinned builds are required.
 """
@@ -37,11 +37,11 @@ def pinned_tag(image: str) -> str:
 
 
 def pinned_bin_dir() -> Path:
-    bin_dir = os.environ.get("LLMWATCH_BIN_DIR")
+    bin_dir = os.environ.get("PINNED_BIN_DIR")
     if not bin_dir:
         if os.environ.get("CI") == "true":
-            pytest.fail("CI=true needs the pinned builds, and LLMWATCH_BIN_DIR is not set (scripts/test sets it with Go)")
-        pytest.skip("LLMWATCH_BIN_DIR is not set: the tests run the installed versions (scripts/test sets it with Go)")
+            pytest.fail("CI=true needs the pinned builds, and PINNED_BIN_DIR is not set (scripts/test sets it with Go)")
+        pytest.skip("PINNED_BIN_DIR is not set: the tests run the installed versions (scripts/test sets it with Go)")
     return Path(bin_dir)
 
 
@@ -66,7 +66,7 @@ def test_the_tests_run_the_pinned_version(name):
 def test_optional_pinned_builds_are_the_pinned_version(name):
     path = pinned_bin_dir() / name
     if not path.exists():
-        pytest.skip(f"{name} is not in LLMWATCH_BIN_DIR")
+        pytest.skip(f"{name} is not in PINNED_BIN_DIR")
     version = pinned_tag(OPTIONAL[name]).removeprefix("v")
     text = reported_version(str(path))
     assert re.search(rf"^{name}, version {re.escape(version)} ", text, re.MULTILINE), text
