@@ -168,12 +168,20 @@ def alloy(config_path: str) -> None:
                          "/metrics": (200, "text/plain", exposition)})
 
 
+def cadvisor() -> None:
+    """Only where cAdvisor cannot be built: answers its healthcheck and an empty /metrics."""
+    count('cadvisor_version_info{cadvisorVersion="stand-in"}')
+    serve(8080, {"/healthz": (200, "text/plain", b"ok"), "/metrics": (200, "text/plain", exposition)})
+
+
 if __name__ == "__main__":
     role = sys.argv[1]
     if role == "grafana":
         grafana()
     elif role == "loki":
         loki()
+    elif role == "cadvisor":
+        cadvisor()
     elif role == "alloy":
         alloy(next(a for a in sys.argv[2:] if a.endswith(".alloy")))
     else:
