@@ -1,6 +1,7 @@
 """docker-compose.yml, checked without a Docker engine: against the Compose specification's JSON
-schema, against the files it mounts, and against the stack's rules (pinned images, two published
-ports, the socket only in the proxy, exporters switchable by profile).
+schema, against the files it mounts, and against the stack's rules (pinned images, three ports
+published on loopback by default, the socket only in the proxy and the proxy's allowlist, exporters
+switchable by profile and scraped when they have a container). tests/e2e runs it on a Docker engine.
 
 compose-spec.json is the Compose specification's schema (github.com/compose-spec/compose-spec,
 schema/compose-spec.json at commit 170098ba07d9, June 2026; Apache License 2.0), kept here
