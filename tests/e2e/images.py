@@ -15,8 +15,10 @@ cold (built) and warm (taken from the cache) apart.
   built with Go, on an empty image like upstream's.
 - llmwatch-exporters: docker/Dockerfile as it is, on the Debian base (PYTHON_IMAGE).
 - grafana/grafana, grafana/loki, grafana/alloy: stand-ins (tests/e2e/standins.py) on the Debian
-  base. Grafana's and Loki's own servers are not built (Loki is AGPL); Alloy's Go module is too
-  large to build in a test run on two cores.
+  base. Grafana's and Loki's own servers are not built (Loki is AGPL). Alloy cannot be built from
+  its Go module: its program is the nested module collector/ and it replaces its syntax module
+  with ./syntax, and nested modules are not in a module's zip (and it requires some 1,100
+  modules, more than a test run can compile on two cores).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ on the test's Debian base image under the image names docker-compose.yml gives).
                                    its `host` (the socket proxy), pushes each line to its loki.write
                                    URL, and counts them in /metrics under Alloy's metric names
 
-Grafana's and Loki's own servers are not built for the test (Loki is AGPL), and Alloy's Go module
-is too large to build on two cores within a test run; so what the test proves of them is what
+Grafana's and Loki's own servers are not built for the test (Loki is AGPL), and Alloy's program
+cannot be built from its Go module (images.py says why); so what the test proves of them is what
 these do: that the compose wiring (names, ports, networks, the proxy's allowlist, healthchecks)
 lets a log reader reach Docker's logs through the proxy and Loki.
 """
