@@ -90,6 +90,9 @@ def busybox_rootfs(timings: Timings) -> Path:
     /etc/passwd with nobody (65534), /tmp."""
     out = CACHE / "rootfs" / "busybox.tar"
     busybox = shutil.which("busybox") or "/bin/busybox"
+    if "not a dynamic" not in subprocess.run(["ldd", busybox], capture_output=True, text=True).stdout + \
+            subprocess.run(["ldd", busybox], capture_output=True, text=True).stderr:
+        raise BuildError(f"{busybox} is not static: apt-get install busybox-static")
     with timings.step("rootfs busybox", warm=out.exists()):
         if out.exists():
             return out
