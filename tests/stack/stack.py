@@ -176,7 +176,7 @@ class Stack:
 
         addresses = {"localhost:23001": f"127.0.0.1:{ports['prometheus']}",
                      "alertmanager:23003": f"127.0.0.1:{ports['alertmanager']}",
-                     "node-exporter:9100": f"127.0.0.1:{ports['node']}",
+                     "host.docker.internal:9100": f"127.0.0.1:{ports['node']}",
                      "cadvisor:8080": self.cadvisor.url.removeprefix("http://"),
                      "gpu-exporter:9445": f"127.0.0.1:{ports['gpu']}",
                      "vllm-exporter:9902": f"127.0.0.1:{ports['vllm']}",

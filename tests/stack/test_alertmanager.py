@@ -161,3 +161,41 @@ def test_any_environment_gives_a_config_or_named_problems(env):
     config = render.alertmanager_config(base, loaded)
     assert yaml.safe_load(yaml.safe_dump(config)) == config
     render.prometheus_targets(loaded)
+
+
+RUNBOOK_DATA = {"receiver": "critical", "status": "firing", "alerts": [
+    {"status": "firing", "labels": {"alertname": "GpuLost", "severity": "critical"},
+     "annotations": {"summary": "a GPU fell off the bus", "description": "...",
+                     "runbook_url": "docs/runbooks.md#gpulost"},
+     "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}],
+    "groupLabels": {"alertname": "GpuLost"}, "commonLabels": {"alertname": "GpuLost", "severity": "critical"},
+    "commonAnnotations": {}, "externalURL": "http://gpu-host:23003"}
+
+
+@pytest.mark.parametrize("runbook_url, link", [
+    ("https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md",
+     "Runbook: https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md#gpulost\n"),
+    ("", "Runbook: docs/runbooks.md#gpulost (in the llmwatch repository)\n"),
+])
+def test_notifications_link_the_runbook_at_llmwatch_runbook_url(tmp_path, runbook_url, link):
+    result = stack_config(tmp_path, BASE | {"LLMWATCH_RUNBOOK_URL": runbook_url})
+    assert result.returncode == 0, result.stderr
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(RUNBOOK_DATA))
+    rendered = amtool("template", "render", f"--template.glob={tmp_path}/alertmanager/templates/*.tmpl",
+                      f"--template.data={data}", '--template.text={{ template "llmwatch.text" . }}')
+    assert rendered.returncode == 0, rendered.stderr
+    assert link in rendered.stdout
+
+
+def test_alertmanager_gets_the_same_basic_auth_as_prometheus(tmp_path):
+    result = stack_config(tmp_path, BASE)
+    assert result.returncode == 0, result.stderr
+    web = yaml.safe_load((tmp_path / "alertmanager" / "web.yml").read_text())
+    assert bcrypt.checkpw(BASE["PROMETHEUS_PASSWORD"].encode(), web["basic_auth_users"]["llmwatch"].encode())
+    assert (tmp_path / "alertmanager" / "password").read_text() == BASE["PROMETHEUS_PASSWORD"] + "\n"
+
+
+def test_a_runbook_url_with_an_anchor_is_refused(tmp_path):
+    result = stack_config(tmp_path, BASE | {"LLMWATCH_RUNBOOK_URL": "https://x.example/runbooks.md#top"})
+    assert result.returncode == 2 and "LLMWATCH_RUNBOOK_URL" in result.stderr

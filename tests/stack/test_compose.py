@@ -1,6 +1,7 @@
 """docker-compose.yml, checked without a Docker engine: against the Compose specification's JSON
-schema, against the files it mounts, and against the stack's rules (pinned images, two published
-ports, the socket only in the proxy, exporters switchable by profile).
+schema, against the files it mounts, and against the stack's rules (pinned images, three ports
+published on loopback by default, the socket only in the proxy and the proxy's allowlist, exporters
+switchable by profile and scraped when they have a container). tests/e2e runs it on a Docker engine.
 
 compose-spec.json is the Compose specification's schema (github.com/compose-spec/compose-spec,
 schema/compose-spec.json at commit 170098ba07d9, June 2026; Apache License 2.0), kept here
@@ -12,7 +13,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import subprocess
+import threading
 import tomllib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jsonschema
@@ -47,7 +51,9 @@ def test_every_file_it_mounts_or_builds_from_exists():
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("."):
+            if source.startswith("${"):  # a host path from .env, e.g. ${LLMWATCH_DOCKER_ROOT:-/var/lib/docker}
+                assert re.fullmatch(r"\$\{[A-Z_]+:-/[^}]*\}", re.match(r"\$\{[^}]*\}", volume).group()), volume
+            elif source.startswith("."):
                 assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repository"
             elif not source.startswith("/"):
                 assert source in COMPOSE["volumes"], f"{name} uses volume {source}, not declared"
@@ -62,12 +68,86 @@ def test_every_image_is_pinned_to_an_exact_version():
         assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned to an exact version"
 
 
-def test_only_grafana_and_prometheus_are_published():
+def test_grafana_prometheus_and_alertmanager_are_published_on_loopback_by_default():
+    """Published ports bypass ufw; the default keeps them on this host (README, "Exposure and TLS")."""
     published = {name: service["ports"] for name, service in SERVICES.items() if service.get("ports")}
-    assert set(published) == {"grafana", "prometheus"}
-    assert [p.rsplit(":", 2)[-2:] for p in published["grafana"]] == [["23000", "23000"]]
-    assert [p.rsplit(":", 2)[-2:] for p in published["prometheus"]] == [["23001", "23001"]]
+    assert set(published) == {"grafana", "prometheus", "alertmanager"}
+    for name, port, variable in (("grafana", 23000, "GRAFANA_PORT"), ("prometheus", 23001, "PROMETHEUS_PORT"),
+                                 ("alertmanager", 23003, "ALERTMANAGER_PORT")):
+        assert published[name] == [f"${{LLMWATCH_PUBLISH_ADDRESS:-127.0.0.1}}:${{{variable}:-{port}}}:{port}"], name
     assert "--web.config.file=/etc/prometheus/stack/web.yml" in SERVICES["prometheus"]["command"]  # basic auth
+    assert "--web.config.file=/etc/alertmanager/stack/web.yml" in SERVICES["alertmanager"]["command"]
+    template = (REPO / "config" / "env.example").read_text()
+    assert "\nLLMWATCH_PUBLISH_ADDRESS=127.0.0.1\n" in template
+
+
+def test_exporters_bind_loopback_outside_docker_and_all_addresses_in_compose():
+    assert SETTINGS["common"]["listen_address"] == "127.0.0.1"
+    for name, service in SERVICES.items():
+        if service["image"] == SERVICES["stack-config"]["image"] and name not in ("stack-config", "demo"):
+            assert service["environment"]["LLMWATCH_COMMON__LISTEN_ADDRESS"] == "0.0.0.0", name
+
+
+def test_prometheus_and_alertmanager_resolve_host_docker_internal():
+    """LiteLLM's own /metrics (LITELLM_URL=http://host.docker.internal:4000 by default) and
+    node-exporter are scraped on the host: on Linux the name exists only through extra_hosts."""
+    from llmwatch.tools.stack_config import render
+
+    template = dict(line.split("=", 1) for line in (REPO / "config" / "env.example").read_text().splitlines()
+                    if re.match(r"[A-Z_0-9]+=", line))
+    env = render.load_env({**template, "PROMETHEUS_PASSWORD": "long-enough-password"})
+    hosts = {t.rsplit(":", 1)[0] for targets in render.prometheus_targets(env).values()
+             for group in targets for t in group["targets"]}
+    prometheus = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
+    hosts |= {t.rsplit(":", 1)[0] for job in prometheus["scrape_configs"] for group in job.get("static_configs", [])
+              for t in group["targets"]}
+    assert "host.docker.internal" in hosts
+    for name in ("prometheus", "alertmanager"):  # alertmanager: webhook receivers on the host
+        assert "host.docker.internal:host-gateway" in SERVICES[name].get("extra_hosts", []), name
+    # every other host Prometheus scrapes is a compose service (or itself)
+    assert hosts - {"host.docker.internal", "localhost"} <= set(SERVICES)
+
+
+def test_node_exporter_runs_in_the_host_network_on_the_gateway_address_only():
+    service = SERVICES["node-exporter"]
+    assert service["network_mode"] == "host" and service["pid"] == "host" and "networks" not in service
+    assert "host.docker.internal:host-gateway" in service["extra_hosts"]
+    # the listen address is the host-gateway address from /etc/hosts, not every interface
+    script = service["entrypoint"][2]
+    assert '--web.listen-address="$$(awk \'$$2 == "host.docker.internal" {print $$1; exit}\' /etc/hosts):9100"' in script
+    assert not any(a.startswith("--web.listen-address") for a in service["command"])
+    assert service["healthcheck"]["test"][-1] == "http://host.docker.internal:9100/"
+    prometheus = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "node")
+    assert job["static_configs"] == [{"targets": ["host.docker.internal:9100"],
+                                      "labels": {"instance": "node-exporter:9100"}}]
+
+
+def test_node_exporter_entrypoint_picks_the_gateway_address(tmp_path):
+    """The entrypoint's shell, run on an /etc/hosts like Docker writes for extra_hosts."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n172.17.0.1\thost.docker.internal\n")
+    script = SERVICES["node-exporter"]["entrypoint"][2].replace("$$", "$").replace("/etc/hosts", str(hosts))
+    script = script.replace("exec /bin/node_exporter", "echo")
+    result = subprocess.run(["sh", "-c", script, "node_exporter", "--path.rootfs=/host"], capture_output=True, text=True)
+    assert result.stdout.split() == ["--web.listen-address=172.17.0.1:9100", "--path.rootfs=/host"]
+
+
+def test_cadvisor_reads_containerd_state_and_the_docker_root():
+    volumes = SERVICES["cadvisor"]["volumes"]
+    assert "/run/containerd:/run/containerd:ro" in volumes
+    assert "${LLMWATCH_DOCKER_ROOT:-/var/lib/docker}:${LLMWATCH_DOCKER_ROOT:-/var/lib/docker}:ro" in volumes
+
+
+def test_external_urls_make_links_absolute():
+    url = "http://${LLMWATCH_EXTERNAL_HOST:-localhost}:${%s:-%d}"
+    assert f"--web.external-url=${{PROMETHEUS_EXTERNAL_URL:-{url % ('PROMETHEUS_PORT', 23001)}}}" in \
+        SERVICES["prometheus"]["command"]
+    assert f"--web.external-url=${{ALERTMANAGER_EXTERNAL_URL:-{url % ('ALERTMANAGER_PORT', 23003)}}}" in \
+        SERVICES["alertmanager"]["command"]
+    assert SERVICES["grafana"]["environment"]["GF_SERVER_ROOT_URL"] == \
+        f"${{GRAFANA_EXTERNAL_URL:-{url % ('GRAFANA_PORT', 23000)}}}"
+    assert SERVICES["stack-config"]["environment"]["LLMWATCH_RUNBOOK_URL"] == "${LLMWATCH_RUNBOOK_URL:-}"
 
 
 def test_state_lives_in_named_volumes_and_every_service_restarts():
@@ -91,18 +171,61 @@ def test_every_long_running_service_has_a_healthcheck_or_says_why_not():
             assert re.search(r"# (No healthcheck|The image has its own HEALTHCHECK)", block), name
 
 
-def test_one_network_and_the_docker_socket_only_in_the_proxy():
-    assert list(COMPOSE["networks"]) == ["llmwatch"]
+DOCKER_API_CLIENTS = {"stack-config", "alloy", "cadvisor", "gpu-exporter", "vllm-exporter", "probe-exporter"}
+
+
+def test_the_docker_socket_only_in_the_proxy_on_an_internal_network_of_its_clients():
+    assert COMPOSE["networks"]["docker-api"] == {"internal": True}
     for name, service in SERVICES.items():
-        assert service["networks"] == ["llmwatch"], name
         mounts_socket = any("docker.sock" in v for v in service.get("volumes", []))
         assert mounts_socket == (name == "docker-proxy"), name
-    assert SERVICES["docker-proxy"]["environment"]["POST"] == "0"
-    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in SERVICES["docker-proxy"]["volumes"]
-    for name in ("gpu-exporter", "vllm-exporter"):
+        networks = service.get("networks", [])
+        assert ("docker-api" in networks) == (name in DOCKER_API_CLIENTS | {"docker-proxy"}), name
+        if name != "node-exporter":
+            assert "llmwatch" in networks or name == "docker-proxy", name
+    assert SERVICES["docker-proxy"]["networks"] == ["docker-api"]  # not reachable from the llmwatch network
+    assert "${LLMWATCH_DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock:ro" in SERVICES["docker-proxy"]["volumes"]
+    for name in ("gpu-exporter", "vllm-exporter", "probe-exporter", "stack-config"):
         assert SERVICES[name]["environment"]["LLMWATCH_DOCKER__HOST"] == "tcp://docker-proxy:2375"
     assert "--docker=tcp://docker-proxy:2375" in SERVICES["cadvisor"]["command"]
     assert 'host             = "tcp://docker-proxy:2375"' in (REPO / "config" / "alloy" / "config.alloy").read_text()
+
+
+def proxy_allowlists() -> dict[str, re.Pattern]:
+    """The socket proxy's -allow<METHOD>=<regexp> flags (compose's $$ is a $)."""
+    found = {}
+    for arg in SERVICES["docker-proxy"]["command"]:
+        if match := re.fullmatch(r"-allow([A-Z]+)=(.*)", arg):
+            found[match.group(1)] = re.compile(match.group(2).replace("$$", "$"))
+    return found
+
+
+# What llmwatch's clients of the Docker API ask (paths, without the query string): the exporters'
+# docker SDK (version negotiation, container list for vLLM discovery, inspect for the GPU pid ->
+# container map), stack-config (container list), cAdvisor (info, version, inspect), Alloy
+# (discovery.docker: containers and networks; loki.source.docker: inspect and logs; events).
+ASKED = ["/_ping", "/version", "/v1.41/version", "/v1.47/info", "/v1.41/containers/json",
+         "/v1.41/containers/0123abcd/json", "/containers/vllm-llama/json", "/v1.41/containers/0123abcd/logs",
+         "/v1.41/events", "/v1.41/networks"]
+REFUSED = ["/v1.41/containers/0123abcd/archive", "/v1.41/containers/0123abcd/export", "/v1.41/images/json",
+           "/v1.41/containers/0123abcd/stats", "/v1.41/containers/0123abcd/top", "/v1.41/containers/0123abcd/changes",
+           "/v1.41/containers/0123abcd/attach/ws", "/v1.41/volumes", "/v1.41/secrets", "/v1.41/configs",
+           "/v1.41/plugins", "/v1.41/system/df", "/v1.41/containers/json/../../images/json",
+           "/v1.41/exec/0123/json", "/v1.41/swarm", "/v1.41/session", "/v1.41/containers/a/json/x"]
+
+
+def test_socket_proxy_allows_exactly_the_reads_llmwatch_makes():
+    allow = proxy_allowlists()
+    assert set(allow) == {"GET", "HEAD"}  # no POST, PUT, DELETE...: nothing can be started, changed or run
+    for path in ASKED:
+        assert allow["GET"].search(path), path
+    for path in REFUSED:
+        assert not allow["GET"].search(path), path
+    assert allow["HEAD"].search("/_ping") and not allow["HEAD"].search("/v1.41/containers/json")
+    # the proxy itself: no capabilities, read-only, the socket read-only
+    proxy = SERVICES["docker-proxy"]
+    assert proxy["cap_drop"] == ["ALL"] and proxy["read_only"] is True
+    assert proxy["healthcheck"]["test"] == ["CMD", "/healthcheck"] and "-allowhealthcheck" in proxy["command"]
 
 
 @pytest.mark.parametrize("exporter", sorted(EXPORTER_PORTS))
@@ -145,7 +268,7 @@ def test_prometheus_and_alertmanager_wait_for_their_configuration():
 
 def test_env_template_names_every_variable_compose_reads():
     text = (REPO / "docker-compose.yml").read_text()
-    used = set(re.findall(r"\$\{([A-Z_0-9]+)", text))
+    used = set(re.findall(r"\$\{([A-Z_0-9]+)", text)) - {"COMPOSE_PROJECT_NAME"}  # compose's own
     template = {line.split("=", 1)[0] for line in (REPO / "config" / "env.example").read_text().splitlines()
                 if re.match(r"[A-Z_0-9]+=", line)}
     assert used <= template, used - template
@@ -234,3 +357,82 @@ def test_demo_profile_runs_simulated_upstreams_and_an_exporter_of_each_kind(tmp_
         assert stack_main.main(["--out", str(tmp_path)]) == 0
     assert not stale.exists()
     assert json.loads((tmp_path / "prometheus" / "targets" / "llmwatch-gpu.json").read_text()) == []
+
+
+class FakeDockerApi:
+    """GET /containers/json as the socket proxy answers it: the containers of some compose projects."""
+
+    def __init__(self, containers: list[dict]):
+        self.asked: list[str] = []
+        asked = self.asked
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                asked.append(self.path)
+                body = json.dumps(containers).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"tcp://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def container(project: str, service: str, oneoff: str = "False") -> dict:
+    return {"Id": f"{project}-{service}", "Labels": {"com.docker.compose.project": project,
+                                                     "com.docker.compose.service": service,
+                                                     "com.docker.compose.oneoff": oneoff}}
+
+
+def test_stack_config_scrapes_the_exporters_compose_made_containers_for(tmp_path, monkeypatch):
+    """`docker compose --profile demo --profile litellm up` with .env's COMPOSE_PROFILES naming every
+    exporter: only the LiteLLM exporter (and LiteLLM's /metrics) get targets, so no ExporterDown
+    fires for exporters that are not running."""
+    from llmwatch.tools.stack_config import cli as stack_main
+
+    api = FakeDockerApi([container("llmwatch", "litellm-exporter"), container("llmwatch", "demo"),
+                         container("llmwatch", "insights-exporter"),
+                         container("other", "gpu-exporter"),  # another project's
+                         container("llmwatch", "vllm-exporter", oneoff="True")])  # a `compose run`
+    assert "LLMWATCH_DOCKER__HOST" in SERVICES["stack-config"]["environment"]
+    assert SERVICES["stack-config"]["environment"]["LLMWATCH_COMPOSE_PROJECT"] == "${COMPOSE_PROJECT_NAME:-llmwatch}"
+    assert "docker-proxy" in SERVICES["stack-config"]["depends_on"]
+    for key, value in {"COMPOSE_PROFILES": "gpu,vllm,litellm,langfuse,probe", "PROMETHEUS_PASSWORD": "long-enough-password",
+                       "LITELLM_URL": "http://host.docker.internal:4000", "LLMWATCH_DOCKER__HOST": api.host,
+                       "LLMWATCH_COMPOSE_PROJECT": "llmwatch"}.items():
+        monkeypatch.setenv(key, value)
+    assert stack_main.main(["--out", str(tmp_path)]) == 0
+    targets = {p.name: json.loads(p.read_text()) for p in (tmp_path / "prometheus" / "targets").glob("*.json")}
+    assert targets["llmwatch-litellm.json"] == [{"targets": ["litellm-exporter:9901"]}]
+    assert targets["litellm.json"][0]["targets"] == ["host.docker.internal:4000"]
+    for job in ("llmwatch-gpu", "llmwatch-vllm", "llmwatch-langfuse", "llmwatch-probe"):
+        assert targets[f"{job}.json"] == [], job
+    assert api.asked and "all=1" in api.asked[0] and "com.docker.compose.project%3Dllmwatch" in api.asked[0]
+    api.server.shutdown()
+
+
+def test_stack_config_stops_when_it_cannot_ask_docker(tmp_path, monkeypatch):
+    from llmwatch.tools.stack_config import cli as stack_main
+
+    for key, value in {"PROMETHEUS_PASSWORD": "long-enough-password", "LLMWATCH_DOCKER__HOST": "tcp://127.0.0.1:9",
+                       "LLMWATCH_COMPOSE_PROJECT": "llmwatch"}.items():
+        monkeypatch.setenv(key, value)
+    assert stack_main.main(["--out", str(tmp_path)]) == 1
+    assert not (tmp_path / "prometheus" / "targets").exists()
+
+
+def test_stack_config_check_only_reads_the_environment(tmp_path, monkeypatch):
+    from llmwatch.tools.stack_config import cli as stack_main
+
+    monkeypatch.setenv("PROMETHEUS_PASSWORD", "long-enough-password")
+    monkeypatch.setenv("LLMWATCH_DOCKER__HOST", "tcp://127.0.0.1:9")  # not asked
+    assert stack_main.main(["--out", str(tmp_path), "--check"]) == 0
+    assert not any(tmp_path.iterdir())
+    monkeypatch.setenv("PROMETHEUS_PASSWORD", "short")
+    assert stack_main.main(["--out", str(tmp_path), "--check"]) == 2

@@ -11,9 +11,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 FAKE_DOCKER = """#!/usr/bin/env bash
 echo "$*" >> "$DOCKER_CALLS"
-case "$1 $2" in
-  "info --format") echo "${FAKE_RUNTIMES}" ;;
-  "compose run") echo "COMPOSE_PROFILES=$COMPOSE_PROFILES" >> "$DOCKER_CALLS" ;;
+case "$1 $2 $3" in
+  "info --format"*) echo "${FAKE_RUNTIMES}" ;;
+  "compose run"*) echo "COMPOSE_PROFILES=$COMPOSE_PROFILES" >> "$DOCKER_CALLS" ;;
+  "compose config --services")
+    if [ "$COMPOSE_PROFILES" = "*" ]; then echo "prometheus"; echo "gpu-exporter"; echo "demo"; echo "demo-gpu-exporter"
+    elif [ "$COMPOSE_PROFILES" = demo ]; then echo "prometheus"; echo "demo"; echo "demo-gpu-exporter"
+    else echo "prometheus"; echo "gpu-exporter"; fi ;;
+  "compose up -d"*) exit "${FAKE_UP_STATUS:-0}" ;;
+  "compose ps -a") printf '%s' "$FAKE_PS" ;;
 esac
 exit 0
 """
@@ -32,9 +38,10 @@ def checkout(tmp_path: Path) -> Path:
     return root
 
 
-def up(root: Path, runtimes: str = '{"nvidia":{},"runc":{}}', *args: str) -> subprocess.CompletedProcess:
+def up(root: Path, runtimes: str = '{"nvidia":{},"runc":{}}', *args: str, **fake: str) -> subprocess.CompletedProcess:
     env = {"PATH": f"{root.parent / 'bin'}:/usr/bin:/bin", "DOCKER_CALLS": str(root.parent / "calls"),
-           "FAKE_RUNTIMES": runtimes, "HOME": str(root.parent)}
+           "FAKE_RUNTIMES": runtimes, "HOME": str(root.parent),
+           "FAKE_PS": "stack-config\texited\t\nprometheus\trunning\thealthy\n", **fake}
     return subprocess.run(["bash", "scripts/up", *args], cwd=root, capture_output=True, text=True, env=env)
 
 
@@ -62,7 +69,7 @@ def test_first_run_creates_private_env_with_random_passwords_and_second_run_keep
     assert "generated" not in second.stdout
     calls = (tmp_path / "calls").read_text()
     assert calls.count("compose build") == 2 and calls.count("compose up -d --remove-orphans") == 2
-    assert "compose run --rm --no-deps stack-config" in calls
+    assert calls.count("compose run --rm --no-deps stack-config --check") == 2
 
 
 def test_a_password_the_user_set_is_kept(tmp_path):
@@ -103,3 +110,53 @@ def test_without_docker_it_says_so(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("llmwatch up: docker is not installed")
     assert not (root / ".env").exists()
+
+
+def test_waits_for_health_then_lists_what_is_up_and_what_is_not(tmp_path):
+    root = checkout(tmp_path)
+    ps = "stack-config\texited\t\nprometheus\trunning\thealthy\nloki\trunning\t\ngrafana\trunning\tunhealthy\n"
+    result = up(root, FAKE_PS=ps, FAKE_UP_STATUS="1")
+    assert result.returncode == 1
+    calls = (tmp_path / "calls").read_text()
+    assert "compose up -d --remove-orphans --wait --wait-timeout 600" in calls
+    assert "llmwatch is NOT fully up" in result.stdout and "llmwatch is up." not in result.stdout
+    assert "Up:         prometheus loki" in result.stdout
+    assert "Not up:     grafana (running, unhealthy)" in result.stdout
+
+    healthy = up(root)
+    assert healthy.returncode == 0, healthy.stderr
+    assert "llmwatch is up." in healthy.stdout and "Up:         prometheus" in healthy.stdout
+
+
+def test_switching_to_demo_removes_the_real_exporters_and_back(tmp_path):
+    root = checkout(tmp_path)
+    assert up(root, '{"runc":{}}', "--demo").returncode == 0
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert "compose rm --stop --force gpu-exporter" in calls
+    (tmp_path / "calls").unlink()
+    assert up(root).returncode == 0
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert "compose rm --stop --force demo demo-gpu-exporter" in calls
+
+
+def test_published_beyond_loopback_it_warns(tmp_path):
+    root = checkout(tmp_path)
+    assert "past any host firewall" not in up(root).stderr  # the default: 127.0.0.1
+    text = (root / ".env").read_text().replace("LLMWATCH_PUBLISH_ADDRESS=127.0.0.1", "LLMWATCH_PUBLISH_ADDRESS=0.0.0.0")
+    (root / ".env").write_text(text)
+    assert "past any host firewall such as ufw" in up(root).stderr
+
+
+def test_runbook_links_point_at_the_checkouts_forge(tmp_path):
+    root = checkout(tmp_path)
+    git = lambda *a: subprocess.run(["git", *a], cwd=root, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q", "-b", "main")
+    git("remote", "add", "origin", "git@git.example.com:acme/llmwatch.git")
+    result = up(root)
+    assert result.returncode == 0, result.stderr
+    assert env_file(root)["LLMWATCH_RUNBOOK_URL"] == "https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md"
+    # a page the user set is kept
+    text = (root / ".env").read_text().replace("git.example.com/acme", "docs.example.com/mine")
+    (root / ".env").write_text(text)
+    assert up(root).returncode == 0
+    assert env_file(root)["LLMWATCH_RUNBOOK_URL"].startswith("https://docs.example.com/mine/")

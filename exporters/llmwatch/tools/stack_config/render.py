@@ -15,7 +15,8 @@ from llmwatch.core.checks import Problems, url_problem
 from llmwatch.mixin import MIXIN
 
 # Exporters that can be switched off with COMPOSE_PROFILES: profile -> (job, address in compose),
-# each on its port from the mixin (compose and settings.toml use the same; a test checks).
+# each on its port from the mixin (compose and settings.toml use the same; a test checks). The
+# compose service is the address's host part.
 SWITCHABLE = ("gpu", "vllm", "litellm", "langfuse", "probe")
 EXPORTER_PROFILES = {name: (f"llmwatch-{name}", f"{name}-exporter:{getattr(MIXIN.ports, name)}")
                      for name in SWITCHABLE}
@@ -26,7 +27,11 @@ DEMO_EXPORTERS = {job: f"demo-{address}" for job, address in EXPORTER_PROFILES.v
 DEMO_LITELLM = "demo:4000"
 DEMO_SUFFIX = "-demo.json"
 LITELLM_JOB = "litellm"
+LITELLM_EXPORTER_SERVICE = "litellm-exporter"
 PROMETHEUS_USER = "llmwatch"
+# Alertmanager template (written by stack-config) that turns an alert's runbook_url, a path in the
+# repository such as docs/runbooks.md#gpulost, into a link (config/alertmanager/templates/links.tmpl).
+LINKS_TEMPLATE = "links.tmpl"
 # Used in a healthcheck URL (user:password@host), so only characters that need no escaping.
 PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9._~-]{12,}")
 # Receivers in config/alertmanager/alertmanager.yml and which integrations each one gets.
@@ -62,6 +67,7 @@ class StackEnv:
     smtp_password: str
     smtp_require_tls: bool
     watchdog_url: str
+    runbook_url: str = ""
 
 
 def _url_problem(name: str, value: str) -> str | None:
@@ -86,11 +92,13 @@ def load_env(environ: dict[str, str]) -> StackEnv:
     elif not PASSWORD_PATTERN.fullmatch(password):
         problems.append("PROMETHEUS_PASSWORD must be at least 12 characters of A-Z a-z 0-9 . _ ~ -")
 
-    for name in ("LITELLM_URL", "ALERT_WEBHOOK_URL", "ALERT_SLACK_API_URL", "WATCHDOG_URL"):
+    for name in ("LITELLM_URL", "ALERT_WEBHOOK_URL", "ALERT_SLACK_API_URL", "WATCHDOG_URL", "LLMWATCH_RUNBOOK_URL"):
         if get(name) and (problem := _url_problem(name, get(name))):
             problems.append(problem)
     if "litellm" in profiles and not get("LITELLM_URL"):
         problems.append("LITELLM_URL is empty but COMPOSE_PROFILES has litellm")
+    if "#" in get("LLMWATCH_RUNBOOK_URL"):
+        problems.append("LLMWATCH_RUNBOOK_URL is the runbooks page without #...: each alert adds its own anchor")
 
     if get("ALERT_EMAIL_TO"):
         for name in ("ALERT_SMTP_SMARTHOST", "ALERT_SMTP_FROM"):
@@ -113,7 +121,7 @@ def load_env(environ: dict[str, str]) -> StackEnv:
         email_to=get("ALERT_EMAIL_TO"), smtp_smarthost=get("ALERT_SMTP_SMARTHOST"),
         smtp_from=get("ALERT_SMTP_FROM"), smtp_username=get("ALERT_SMTP_USERNAME"),
         smtp_password=get("ALERT_SMTP_PASSWORD"), smtp_require_tls=require_tls == "true",
-        watchdog_url=get("WATCHDOG_URL"),
+        watchdog_url=get("WATCHDOG_URL"), runbook_url=get("LLMWATCH_RUNBOOK_URL"),
     )
 
 
@@ -123,13 +131,35 @@ def prometheus_web_config(env: StackEnv, rounds: int = 10) -> str:
     return yaml.safe_dump({"basic_auth_users": {PROMETHEUS_USER: hashed}})
 
 
-def prometheus_targets(env: StackEnv) -> dict[str, list[dict]]:
-    """file_sd target lists by file name: one per exporter profile, and LiteLLM's own /metrics."""
+def alertmanager_web_config(env: StackEnv, rounds: int = 10) -> str:
+    """Alertmanager's --web.config.file: the same user and password as Prometheus."""
+    return prometheus_web_config(env, rounds)
+
+
+def service_of(address: str) -> str:
+    return address.split(":", 1)[0]
+
+
+def running_profiles(env: StackEnv, services: frozenset[str] | None) -> frozenset[str]:
+    """The exporter profiles to scrape: those whose compose service has a container in this
+    project (``services``, from the Docker API), or COMPOSE_PROFILES when Docker was not asked.
+
+    ``docker compose --profile demo up`` overrides COMPOSE_PROFILES for the services it starts but
+    not for the values it passes in, so only the containers say what runs."""
+    if services is None:
+        return frozenset(p for p in env.profiles if p in EXPORTER_PROFILES)
+    return frozenset(p for p, (_, address) in EXPORTER_PROFILES.items() if service_of(address) in services)
+
+
+def prometheus_targets(env: StackEnv, services: frozenset[str] | None = None) -> dict[str, list[dict]]:
+    """file_sd target lists by file name: one per exporter that runs (``running_profiles``), and
+    LiteLLM's own /metrics when the LiteLLM exporter runs."""
+    running = running_profiles(env, services)
     files = {}
     for profile, (job, address) in EXPORTER_PROFILES.items():  # demo writes its own (demo_targets)
-        files[f"{job}.json"] = [{"targets": [address]}] if profile in env.profiles else []
+        files[f"{job}.json"] = [{"targets": [address]}] if profile in running else []
     litellm = []
-    if "litellm" in env.profiles:
+    if "litellm" in running and env.litellm_url:
         parts = urlsplit(env.litellm_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         path = parts.path.rstrip("/") + "/metrics"
@@ -137,6 +167,30 @@ def prometheus_targets(env: StackEnv) -> dict[str, list[dict]]:
                     "labels": {"__scheme__": parts.scheme, "__metrics_path__": path}}]
     files[f"{LITELLM_JOB}.json"] = litellm
     return files
+
+
+def compose_services(containers: list[dict], project: str) -> frozenset[str]:
+    """Compose service names of a project's containers, from the Docker API's container list."""
+    found = set()
+    for container in containers:
+        labels = container.get("Labels") or {}
+        if labels.get("com.docker.compose.project") == project and labels.get("com.docker.compose.oneoff") != "True":
+            if service := labels.get("com.docker.compose.service"):
+                found.add(service)
+    return frozenset(found)
+
+
+def links_template(env: StackEnv) -> str:
+    """``llmwatch.runbook``: an alert's runbook_url (``docs/runbooks.md#anchor``) as a link to
+    LLMWATCH_RUNBOOK_URL with the anchor; without it, the path in the repository, said so."""
+    if env.runbook_url:
+        base = env.runbook_url.replace("{{", "").replace("}}", "")
+        body = (f'{{{{ if match "^https?://" . }}}}{{{{ . }}}}'
+                f'{{{{ else }}}}{base}{{{{ reReplaceAll "^[^#]*" "" . }}}}{{{{ end }}}}')
+    else:
+        body = '{{ if match "^https?://" . }}{{ . }}{{ else }}{{ . }} (in the llmwatch repository){{ end }}'
+    return ("{{/* Written by llmwatch stack-config from LLMWATCH_RUNBOOK_URL. */}}\n"
+            f'{{{{ define "llmwatch.runbook" }}}}{body}{{{{ end }}}}\n')
 
 
 def demo_targets() -> dict[str, list[dict]]:

@@ -1,0 +1,347 @@
+"""docker-compose.yml on a real Docker engine: `docker compose --profile demo up -d --wait` with
+the repository's compose file and a generated .env, checked through the published Prometheus
+port with its password (see engine.py for the private engine, images.py for the images).
+
+On the engine's "host" (its network namespace) run a simulated LiteLLM proxy, which the stack
+must scrape through host.docker.internal, and a webhook receiver for the Watchdog. The .env keeps
+the template's COMPOSE_PROFILES (every real exporter) while the command line asks for
+demo, litellm and vllm only: the targets must follow the command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import engine as engine_module
+from tests.e2e import images
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+REPO = images.REPO
+GATEWAY = "10.213.0.1"  # the engine's default bridge: host.docker.internal inside containers
+PROFILES = ["demo", "litellm", "vllm"]
+
+
+class Webhook:
+    """Alertmanager's posts, collected on the engine's host."""
+
+    def __init__(self):
+        self.posts: list[tuple[str, dict]] = []
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                posts.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer((GATEWAY, 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def http(url: str, password: str | None = None, method: str = "GET") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method)
+    if password:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"llmwatch:{password}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def missing_capabilities() -> int:
+    """Capabilities this process's bounding set lacks (a sandbox that drops some): a privileged
+    container asks for every one, and runc cannot grant it then."""
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    bounding = int(next(l for l in Path("/proc/self/status").read_text().splitlines()
+                        if l.startswith("CapBnd:")).split()[1], 16)
+    return ((1 << (last + 1)) - 1) & ~bounding
+
+
+def write_override(path: Path) -> list[str]:
+    """docker-compose.yml as it is, except where this machine cannot run it as written; returns the
+    override file arguments (none when nothing needs changing)."""
+    if not missing_capabilities():
+        return []
+    # cAdvisor is privileged in compose; in a sandbox whose bounding set lacks a capability no
+    # privileged container starts, so here it runs with the default capabilities (it reads the
+    # cgroup files and the Docker API, which is what the test checks)
+    path.write_text("services:\n  cadvisor:\n    privileged: false\n")
+    return ["-f", str(path)]
+
+
+class Stack:
+    def __init__(self, engine: engine_module.PrivateEngine, compose: Path, project: str, env_file: Path,
+                 override: list[str] | None = None):
+        self.engine, self.compose, self.project, self.env_file = engine, compose, project, env_file
+        self.override = override or []
+        self.password = dict(l.split("=", 1) for l in env_file.read_text().splitlines() if "=" in l)["PROMETHEUS_PASSWORD"]
+
+    def run(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+        argv = [str(self.compose), "--project-directory", str(REPO), "-f", str(REPO / "docker-compose.yml"),
+                *self.override, "-p", self.project, "--env-file", str(self.env_file), *args]
+        result = subprocess.run(argv, env=self.engine.env(), capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"compose {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{(result.stdout + result.stderr)[-6000:]}\n{self.diagnostics()}")
+        return result
+
+    def up(self) -> None:
+        profiles = [a for p in PROFILES for a in ("--profile", p)]
+        self.run(*profiles, "up", "-d", "--wait", "--wait-timeout", "600")
+
+    def port(self, service: str, port: int) -> int:
+        profiles = [a for p in PROFILES for a in ("--profile", p)]
+        return int(self.run(*profiles, "port", service, str(port)).stdout.strip().rsplit(":", 1)[1])
+
+    def prometheus(self, path: str) -> dict:
+        status, body = self.engine.in_netns(http, f"http://127.0.0.1:{self.port('prometheus', 23001)}{path}",
+                                            self.password)
+        assert status == 200, (path, status, body[:300])
+        return json.loads(body)
+
+    def query(self, promql: str, at: float | None = None) -> list[dict]:
+        path = "/api/v1/query?query=" + urllib.request.quote(promql) + (f"&time={at}" if at else "")
+        return self.prometheus(path)["data"]["result"]
+
+    def containers(self) -> list[dict]:
+        profiles = [a for p in PROFILES for a in ("--profile", p)]
+        out = self.run(*profiles, "ps", "-a", "--format", "json").stdout
+        text = out.strip()
+        return json.loads(text) if text.startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]
+
+    def diagnostics(self) -> str:
+        try:
+            ps = self.engine.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}", check=False).stdout
+            logs = []
+            for name in ps.split("\n"):
+                if name and ("unhealthy" in name or "Exited (1" in name or "Restarting" in name):
+                    container = name.split()[0]
+                    logs.append(f"--- {container}\n" + self.engine.docker("logs", "--tail", "30", container,
+                                                                          check=False).stderr[-2000:])
+            return f"containers:\n{ps}\n" + "\n".join(logs)
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            return f"(no diagnostics: {e})"
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 3.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as e:
+            last = e
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout}s ({last})")
+
+
+def write_env(path: Path, socket: Path, data_root: Path, litellm_port: int, webhook_port: int) -> None:
+    """.env as ./scripts/up would write it (the template, random passwords), plus this engine's paths
+    and ephemeral published ports."""
+    text = (REPO / "config" / "env.example").read_text()
+    values = {
+        "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(16), "PROMETHEUS_PASSWORD": secrets.token_hex(16),
+        "LITELLM_URL": f"http://host.docker.internal:{litellm_port}", "LITELLM_MASTER_KEY": "sk-e2e-master",
+        "ALERT_WEBHOOK_URL": f"http://host.docker.internal:{webhook_port}/alerts",
+        "WATCHDOG_URL": f"http://host.docker.internal:{webhook_port}/watchdog",
+        "LLMWATCH_EXTERNAL_HOST": "llmwatch.example", "LLMWATCH_PUBLISH_ADDRESS": "127.0.0.1",
+        "GRAFANA_PORT": "0", "PROMETHEUS_PORT": "0", "ALERTMANAGER_PORT": "0",
+        "LLMWATCH_DOCKER_SOCKET": str(socket), "LLMWATCH_DOCKER_ROOT": str(data_root),
+    }
+    lines = []
+    for line in text.splitlines():
+        key = line.split("=", 1)[0]
+        lines.append(f"{key}={values.pop(key)}" if "=" in line and key in values else line)
+    lines += [f"{k}={v}" for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+@pytest.fixture(scope="module")
+def engine(e2e_ready):
+    started = engine_module.PrivateEngine()
+    try:
+        yield started.start()
+    finally:
+        started.close()
+        leftovers = started.leftovers()
+        assert not leftovers, f"the private engine left behind: {leftovers}"
+
+
+def test_a_failed_run_leaves_nothing_behind(e2e_ready):
+    """Teardown after a failure midway: a running container, a helper on the engine's host."""
+    images_timings = images.Timings()
+    busybox = images.busybox_rootfs(images_timings)
+    engine = engine_module.PrivateEngine().start()
+    try:
+        engine.docker("import", str(busybox), "llmwatch-e2e/busybox:latest")
+        engine.docker("network", "create", "leftover-check")
+        engine.docker("run", "-d", "--network", "leftover-check", "--add-host", "host.docker.internal:host-gateway",
+                      "-p", "127.0.0.1::8080", "-v", "leftover-volume:/data",
+                      "llmwatch-e2e/busybox:latest", "sleep", "3600")
+        engine.netns_popen(["sleep", "3600"])
+        with pytest.raises(RuntimeError):
+            raise RuntimeError("a failure in the middle of a run")
+    finally:
+        engine.close()
+    assert engine.leftovers() == []
+
+
+def test_compose_up_as_deployed(engine, tmp_path):
+    started = time.monotonic()
+    timings = images.Timings()
+    standins = images.build_all(engine.docker, tmp_path, timings)
+    print(f"e2e: stand-ins for {', '.join(standins)}")
+    compose = images.compose_binary(timings)
+
+    from llmwatch.simulation.litellm import FakeLitellmServer
+
+    litellm = engine.in_netns(lambda: FakeLitellmServer(master_key="sk-e2e-master", host=GATEWAY).__enter__())
+    webhook = engine.in_netns(Webhook)
+    env_file = tmp_path / ".env"
+    write_env(env_file, engine.socket, engine.tmp / "data", int(litellm.url.rsplit(":", 1)[1]), webhook.port)
+    override = write_override(tmp_path / "override.yml")
+    if override:
+        print("e2e: this machine's capability bounding set is short: cAdvisor runs unprivileged")
+    stack = Stack(engine, compose, f"llmwatch-e2e-{secrets.token_hex(3)}", env_file, override)
+    try:
+        up_started = time.monotonic()
+        stack.up()
+        timings.this_run["compose up --wait"] = {"seconds": round(time.monotonic() - up_started, 1)}
+        check_stack(stack, engine, webhook, real_cadvisor="cadvisor" not in standins)
+        check_restart_keeps_data(stack)
+    finally:
+        stack.run("--profile", "*", "down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+        litellm.__exit__(None, None, None)
+        webhook.server.shutdown()
+        timings.this_run["end-to-end test (wall)"] = {"seconds": round(time.monotonic() - started, 1)}
+        print(json.dumps(timings.this_run, indent=2))
+        (images.CACHE / "last-run.json").write_text(json.dumps(timings.this_run, indent=2) + "\n")
+
+
+def check_stack(stack: Stack, engine: engine_module.PrivateEngine, webhook: Webhook, real_cadvisor: bool) -> None:
+    project = stack.project
+    # every container healthy (Loki has no healthcheck: running); stack-config ran once and exited 0
+    containers = {c["Service"]: c for c in stack.containers()}
+    for service, c in containers.items():
+        if service == "stack-config":
+            assert c["State"] == "exited" and c.get("ExitCode", 0) == 0, c
+        else:
+            assert c["State"] == "running", c
+            assert c["Health"] in ("healthy", "") and (c["Health"] or service == "loki"), c
+    assert {"gpu-exporter", "langfuse-exporter", "probe-exporter"}.isdisjoint(containers)
+    assert {"litellm-exporter", "vllm-exporter", "demo", "demo-gpu-exporter"} <= set(containers)
+
+    # every scrape target up, by its compose service name; none for exporters that do not run
+    def all_up():
+        targets = stack.prometheus("/api/v1/targets")["data"]["activeTargets"]
+        down = [(t["labels"]["job"], t["labels"]["instance"], t["lastError"]) for t in targets if t["health"] != "up"]
+        assert not down, down
+        return targets
+    targets = wait_for("every target up", all_up, 240)
+    hosts = {t["labels"]["instance"].split(":")[0] for t in targets}
+    assert hosts - {"localhost", "host.docker.internal"} <= set(containers), hosts - set(containers)
+    jobs = {t["labels"]["job"] for t in targets}
+    assert {"prometheus", "alertmanager", "node", "cadvisor", "loki", "alloy", "grafana", "llmwatch-insights",
+            "llmwatch-litellm", "llmwatch-vllm", "llmwatch-gpu", "llmwatch-langfuse", "llmwatch-probe",
+            "litellm"} <= jobs
+    instances = {(t["labels"]["job"], t["labels"]["instance"]) for t in targets}
+    for absent in ("gpu-exporter:9445", "langfuse-exporter:9903", "probe-exporter:9905"):
+        assert not any(i == absent for _, i in instances), absent
+    assert ("llmwatch-vllm", "vllm-exporter:9902") in instances and ("llmwatch-litellm", "litellm-exporter:9901") in instances
+
+    # LiteLLM on the host, scraped through host.docker.internal
+    host_litellm = [t for t in targets if t["labels"]["job"] == "litellm" and "host.docker.internal" in t["scrapeUrl"]]
+    assert host_litellm and host_litellm[0]["health"] == "up"
+    assert stack.query('litellm_proxy_total_requests_metric_total{simulated!="true"}') or \
+        stack.query('{job="litellm", simulated!="true"}')
+
+    # node-exporter sees the host's interfaces (tap0 exists only in the engine's host namespace)
+    devices = {r["metric"]["device"] for r in stack.query('node_network_info{job="node"}')}
+    assert "tap0" in devices, devices
+
+    # cAdvisor names the containers (through the proxy)
+    if real_cadvisor:
+        named = {r["metric"]["name"] for r in stack.query('container_last_seen{name!=""}')}
+        assert any(name.startswith(project) for name in named), named
+
+    # Docker only through the proxy: the socket is mounted in the proxy alone...
+    for c in engine.docker("ps", "-q").stdout.split():
+        inspect = json.loads(engine.docker("inspect", c).stdout)[0]
+        socket_mounts = [m for m in inspect["Mounts"] if m["Source"] == str(engine.socket)]
+        service = inspect["Config"]["Labels"].get("com.docker.compose.service")
+        assert bool(socket_mounts) == (service == "docker-proxy"), (service, socket_mounts)
+    # ...which a container off the docker-api network cannot even resolve, and which refuses
+    # what llmwatch does not need
+    grafana = f"{project}-grafana-1"
+    probe = ["python3", "-c", "import socket; socket.getaddrinfo('docker-proxy', 2375)"]
+    assert engine.docker("exec", grafana, *probe, check=False).returncode != 0
+    alloy = f"{project}-alloy-1"
+    proxy_id = engine.docker("ps", "-q", "-f", f"name={project}-docker-proxy-1").stdout.strip()
+    asks = {"GET /v1.41/containers/json": 200, f"GET /v1.41/containers/{proxy_id}/json": 200,
+            f"GET /v1.41/containers/{proxy_id}/archive?path=/": 403, "GET /v1.41/images/json": 403,
+            f"GET /v1.41/containers/{proxy_id}/export": 403, "POST /v1.41/containers/create": 405,
+            f"POST /v1.41/containers/{proxy_id}/exec": 405, f"DELETE /v1.41/containers/{proxy_id}": 405}
+    script = ("import http.client, json, sys\nout = {}\nfor ask in json.loads(sys.argv[1]):\n"
+              "    method, path = ask.split(' ', 1)\n    c = http.client.HTTPConnection('docker-proxy', 2375, timeout=10)\n"
+              "    c.request(method, path)\n    out[ask] = c.getresponse().status\nprint(json.dumps(out))\n")
+    got = json.loads(engine.docker("exec", alloy, "python3", "-c", script, json.dumps(list(asks))).stdout)
+    assert got == asks
+    # and nothing llmwatch itself asked for was refused
+    proxy_log = engine.docker("logs", f"{project}-docker-proxy-1").stderr + engine.docker("logs", f"{project}-docker-proxy-1").stdout
+    refused = [line for line in proxy_log.splitlines() if "blocked request" in line
+               and "archive" not in line and "images/json" not in line and "export" not in line
+               and "containers/create" not in line and "/exec" not in line and "DELETE" not in line]
+    assert not refused, refused[:5]
+
+    # the Watchdog reaches its webhook, with links at the external URLs
+    post = wait_for("Watchdog at the webhook", lambda: next(
+        (p for path, p in webhook.posts if path == "/watchdog"
+         and any(a["labels"]["alertname"] == "Watchdog" for a in p["alerts"])), None), 240)
+    assert post["externalURL"].startswith("http://llmwatch.example:"), post["externalURL"]
+    assert post["alerts"][0]["generatorURL"].startswith("http://llmwatch.example:"), post["alerts"][0]["generatorURL"]
+
+    # Alertmanager is published and asks for the password
+    am = stack.port("alertmanager", 23003)
+    assert engine.in_netns(http, f"http://127.0.0.1:{am}/-/ready")[0] == 401
+    assert engine.in_netns(http, f"http://127.0.0.1:{am}/-/ready", stack.password)[0] == 200
+
+    # a demo container's log lines, read through the proxy by the log reader and shipped to Loki
+    def logs_shipped():
+        read = stack.query('sum(loki_source_docker_target_entries_total{job="alloy", container=~".*demo.*"})')
+        received = stack.query('sum(loki_distributor_lines_received_total{job="loki"})')
+        return read and float(read[0]["value"][1]) > 0 and received and float(received[0]["value"][1]) > 0
+    wait_for("demo log lines through the proxy to Loki", logs_shipped, 180)
+
+
+def check_restart_keeps_data(stack: Stack) -> None:
+    """`docker compose down` keeps the named volumes; a second `up` keeps Prometheus' data."""
+    before = time.time()
+    sample = stack.query('up{job="prometheus"}', at=before)
+    assert sample
+    stack.run("--profile", "*", "down", "--timeout", "10")
+    volumes = stack.engine.docker("volume", "ls", "-q", "-f", f"label=com.docker.compose.project={stack.project}").stdout.split()
+    assert f"{stack.project}_prometheus-data" in volumes, volumes
+    stack.up()
+    again = wait_for("the sample from before the restart", lambda: stack.query('up{job="prometheus"}', at=before), 120)
+    assert again[0]["value"][0] == sample[0]["value"][0]

@@ -1,0 +1,3 @@
+module github.com/wollomatic/socket-proxy
+
+go 1.22.6
