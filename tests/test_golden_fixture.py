@@ -3,8 +3,10 @@
 pytest_plugins = ["pytester"]
 
 
-def test_a_missing_golden_fails_and_the_update_flag_writes_it(pytester):
-    pytester.makeconftest((__import__("pathlib").Path(__file__).parent / "conftest.py").read_text())
+def test_a_missing_golden_fails_and_the_update_flag_writes_it(pytester, monkeypatch):
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("PYTHONPATH", str(repo))
+    pytester.makeconftest("from tests.conftest import golden, pytest_addoption  # noqa: F401\n")
     pytester.makepyfile(test_one="""
         from pathlib import Path
 

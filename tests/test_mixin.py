@@ -118,7 +118,8 @@ def test_the_stack_uses_the_mixins_ports():
         assert settings[name]["port"] == port, name
         assert compose[f"{name}-exporter"]["healthcheck"]["test"][-1] == str(port), name
     assert f"insights-exporter:{ports.insights}" in static
-    for host, port in (("alertmanager", ports.alertmanager), ("node-exporter", ports.node_exporter),
+    # node-exporter runs in the host network: Prometheus reaches it through the host gateway
+    for host, port in (("alertmanager", ports.alertmanager), ("host.docker.internal", ports.node_exporter),
                        ("cadvisor", ports.cadvisor), ("loki", ports.loki), ("grafana", ports.grafana)):
         assert f"{host}:{port}" in static, host
     assert f"localhost:{ports.prometheus}" in static
