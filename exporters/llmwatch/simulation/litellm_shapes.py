@@ -7,8 +7,9 @@ Written down from LiteLLM's definitions: ``/key/list`` rows (``return_full_objec
 memberships and keys); ``/user/list`` rows ``LiteLLM_UserTableWithKeyCount`` in a
 ``UserListResponse`` page; ``/model/info`` entries carry ``model_info`` with every field of
 LiteLLM's ``ModelInfo`` (prices per token, second, character, image, audio, cache reads and
-writes, tiers...), null when unset. tests/litellm/test_conformance.py checks them against the
-real packages of both versions.
+writes, tiers...), null when unset. tests/litellm/test_real_server.py checks the ``/model/info``
+fields against a real proxy of each version; the admin rows need LiteLLM's database, which cannot
+run in the tests, so they rest on the definitions read.
 """
 
 from __future__ import annotations
