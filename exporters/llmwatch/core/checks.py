@@ -3,6 +3,7 @@ one error that carries every problem found, so a user fixes all bad keys in one 
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 
@@ -21,13 +22,18 @@ def url_problem(url: object, *, example: str = "http://10.0.0.5:8000", base: boo
         return f"{url!r} is not an http(s) URL such as {example}"
     if any(c.isspace() or not c.isprintable() for c in url):
         return f"{url!r} contains spaces or control characters"
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an http(s) {'base ' if base else ''}URL such as {example}"
     try:
-        parts.port
+        parts = urlsplit(url)
+    except ValueError as e:  # "Invalid IPv6 URL", characters that NFKC turns into separators
+        return f"{url!r} is not a valid URL ({e})"
+    try:
+        port = parts.port
     except ValueError:
         return f"{url!r} has an invalid port"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http(s) {'base ' if base else ''}URL such as {example}"
+    if port == 0:
+        return f"{url!r} has port 0; give a port from 1 to 65535 or none"
     if base and (parts.query or parts.fragment):
         return f"{url!r} must be a base URL without ?query or #fragment"
     return None
@@ -46,3 +52,14 @@ def url_setting(example: str):
     def check(value: object) -> None:
         check_url(value, example=example)
     return check
+
+
+def check_ip_address(value: object) -> None:
+    """A ``setting(check=...)`` for an address to bind: an IPv4 or IPv6 address, not a host name
+    (a name could resolve to a public interface) and not empty."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be an IP address such as 127.0.0.1 or 0.0.0.0, got {value!r}")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"must be an IP address such as 127.0.0.1 or 0.0.0.0, got {value!r}") from None
