@@ -93,3 +93,116 @@ def test_the_url_check_answers_with_a_message_never_another_exception(text):
         check_url(text, "litellm.url")
     except ValueError as e:
         assert str(e).startswith("litellm.url: ")
+
+
+# -- simulate and loadgen ---------------------------------------------------------------------
+
+EXAMPLE = REPO / "config" / "simulator" / "example.yaml"
+
+
+def simulator_config(tmp_path: Path, old: str, new: str) -> Path:
+    text = EXAMPLE.read_text()
+    assert old in text
+    path = tmp_path / "sim.yaml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_simulate_refuses_a_run_too_large_to_hold_in_memory(tmp_path):
+    config = simulator_config(tmp_path, "sim_seconds: 600.0", "sim_seconds: 1.0e+8")
+    refused(llmwatch("simulate", "run", "--config", str(config), "--json"),
+            "sim_seconds", "2,000,000", "lower arrival.rate_per_s or sim_seconds")
+
+
+def test_simulate_refuses_a_sweep_rate_too_large(tmp_path):
+    refused(llmwatch("simulate", "sweep", "--config", str(EXAMPLE), "--rates", "1e9", "--json"),
+            "arrival.rate_per_s", "2,000,000")
+
+
+@pytest.mark.parametrize("requests", ["0", "-5", "3000000"])
+def test_simulate_refuses_a_request_count_out_of_range(requests):
+    refused(llmwatch("simulate", "capacity", "--config", str(EXAMPLE), "--requests", requests), "--requests")
+
+
+def test_simulate_names_the_file_and_line_of_a_yaml_error(tmp_path):
+    config = simulator_config(tmp_path, "arrival:\n  rate_per_s: 2.0", "arrival:\n  rate_per_s: [2.0")
+    result = llmwatch("simulate", "run", "--config", str(config))
+    refused(result, f"{config}, line ", "not valid YAML")
+    line = int(result.stderr.split(", line ")[1].split(",")[0])
+    assert "rate_per_s" in "\n".join(config.read_text().splitlines()[line - 3:line])  # near the bracket
+
+
+def test_loadgen_refuses_a_rate_too_large_to_plan():
+    refused(llmwatch("loadgen", "--url", "http://127.0.0.1:9", "--model", "m", "--rate", "1e9"),
+            "--rate", "--duration", "2,000,000")
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "FILE/x"])
+def test_loadgen_refuses_an_unwritable_out_before_sending_anything(tmp_path, out):
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    out = out.replace("FILE", str(tmp_path / "FILE"))
+    refused(llmwatch("loadgen", "--url", "http://127.0.0.1:9", "--model", "m", "--duration", "1", "--out", out),
+            f"--out {out}")
+
+
+@pytest.mark.parametrize("flag, value", [("--prompt-tokens", "-5"), ("--output-tokens", "-1"),
+                                         ("--prompt-tokens", "mean=-5,std=1")])
+def test_loadgen_refuses_negative_token_counts(flag, value):
+    refused(llmwatch("loadgen", "--url", "http://127.0.0.1:9", "--model", "m", flag, value), flag, "must be")
+
+
+def test_loadgen_refuses_duplicate_endpoint_names():
+    result = llmwatch("loadgen", "--url", "a=http://127.0.0.1:9", "--url", "a=http://127.0.0.1:10", "--model", "m")
+    refused(result, "endpoint name 'a' is given more than once")
+    unnamed = llmwatch("loadgen", "--url", "http://127.0.0.1:9", "--url", "http://127.0.0.1:9/", "--model", "m")
+    refused(unnamed, "endpoint name '127.0.0.1:9'")
+
+
+def test_loadgen_names_the_file_and_line_of_a_yaml_error(tmp_path):
+    config = tmp_path / "load.yaml"
+    config.write_text("sim_seconds: 60\narrival:\n\trate_per_s: 1\n")  # a tab
+    refused(llmwatch("loadgen", "--url", "http://127.0.0.1:9", "--model", "m", "--config", str(config)),
+            f"{config}, line 3")
+
+
+# -- stack-config -----------------------------------------------------------------------------
+
+STACK_ENV = {"PROMETHEUS_PASSWORD": "a-long-password-123", "COMPOSE_PROFILES": "gpu,vllm"}
+
+
+def stack_config(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return llmwatch("stack-config", *args, env=STACK_ENV | env)
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "FILE/x"])
+def test_stack_config_names_an_unwritable_out(tmp_path, out):
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    out = out.replace("FILE", str(tmp_path / "FILE"))
+    refused(stack_config("--out", out), "cannot write", out)
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("LITELLM_MASTER_KEY", "sk-one\nsk-two", "newline or another control character"),
+    ("LITELLM_MASTER_KEY", "sk-one\x1b[2J", "control character"),
+    ("LITELLM_MASTER_KEY", "sk one", "contains a space"),
+    ("ALERT_PAGERDUTY_ROUTING_KEY", "abc def", "contains a space"),
+    ("ALERT_SMTP_PASSWORD", "pass\rword", "control character"),
+    ("ALERT_EMAIL_TO", "ops@example.com{{ .CommonLabels }}", "template syntax"),
+    ("ALERT_SMTP_FROM", "${HOME}@example.com", "template syntax"),
+    ("ALERT_SLACK_CHANNEL", "#alerts{{ template \"x\" }}", "template syntax"),
+])
+def test_stack_config_refuses_secrets_and_template_fields_that_would_not_be_sent_as_written(name, value, problem):
+    result = stack_config("--out", "/nonexistent", "--check", **{name: value})
+    refused(result, name, problem)
+    assert value not in result.stderr  # never echo a secret
+
+
+def test_stack_config_names_the_file_and_line_of_a_yaml_error(tmp_path):
+    (tmp_path / "alertmanager.yml").write_text("route:\n  receiver: critical\nreceivers:\n  - name: [critical\n")
+    refused(stack_config("--out", str(tmp_path / "out"), "--alertmanager-dir", str(tmp_path)),
+            f"{tmp_path / 'alertmanager.yml'}, line ")
+
+
+def test_stack_config_refuses_an_alertmanager_yml_of_the_wrong_shape(tmp_path):
+    (tmp_path / "alertmanager.yml").write_text("- just\n- a list\n")
+    refused(stack_config("--out", str(tmp_path / "out"), "--alertmanager-dir", str(tmp_path)), "alertmanager.yml")

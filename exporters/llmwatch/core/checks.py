@@ -1,10 +1,15 @@
-"""Checks of user input shared by settings, stack-config and the tools: one rule for a URL, and
-one error that carries every problem found, so a user fixes all bad keys in one go."""
+"""Checks of user input shared by settings, stack-config and the tools: one rule for a URL, one
+reader for YAML files, and one error that carries every problem found, so a user fixes all bad
+keys in one go."""
 
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+import yaml
 
 
 class Problems(ValueError):
@@ -63,3 +68,27 @@ def check_ip_address(value: object) -> None:
         ipaddress.ip_address(value)
     except ValueError:
         raise ValueError(f"must be an IP address such as 127.0.0.1 or 0.0.0.0, got {value!r}") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``; Problems("<path>, line L, column C: <what is wrong>") when the
+    file cannot be read or parsed, so the user is sent to the exact place (PyYAML's own message
+    names only "<unicode string>")."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise Problems([f"{path}: cannot read: {e.strerror or e}"]) from None
+    except UnicodeDecodeError as e:
+        raise Problems([f"{path}: not UTF-8 text (byte {e.start})"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        what = " ".join(part for part in (e.context, e.problem) if part)
+        raise Problems([f"{where}: not valid YAML: {what}"]) from None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (a control character, say)
+        line = text.count("\n", 0, e.position) + 1
+        raise Problems([f"{path}, line {line}: not valid YAML: character {e.character!r} is not allowed"]) from None
+    except yaml.YAMLError as e:
+        raise Problems([f"{path}: not valid YAML: {e}"]) from None
