@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from llmwatch.core.checks import check_url, url_problem
 
@@ -93,6 +93,25 @@ def test_the_url_check_answers_with_a_message_never_another_exception(text):
         check_url(text, "litellm.url")
     except ValueError as e:
         assert str(e).startswith("litellm.url: ")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+       .map(lambda t: "http://" + t))
+def test_a_url_setting_gives_a_settings_error_or_a_value_never_another_exception(text):
+    from llmwatch.core import settings as S
+    from llmwatch.exporters import known_sections
+    from llmwatch.exporters.litellm import LitellmSettings
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("LLMWATCH_")}
+    os.environ["LLMWATCH_LITELLM__URL"] = text
+    try:
+        S.load("litellm", LitellmSettings, known_sections=known_sections())
+    except S.SettingsError as e:
+        assert any("LLMWATCH_LITELLM__URL" in p for p in e.problems), e.problems
+    finally:
+        del os.environ["LLMWATCH_LITELLM__URL"]
+        os.environ.update(saved)
 
 
 # -- simulate and loadgen ---------------------------------------------------------------------
