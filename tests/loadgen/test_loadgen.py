@@ -113,8 +113,9 @@ def test_bad_arguments_are_named(args, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_unknown_names_and_unreachable_model_lists_are_named(tmp_path):
-    with pytest.raises(SystemExit, match="unknown endpoints: nope"):
-        cli.main(["--url", "a=http://127.0.0.1:9", "--model", "m", "--model-of", "nope=x", "--out", str(tmp_path)])
+def test_unknown_names_and_unreachable_model_lists_are_named(tmp_path, capsys):
+    assert cli.main(["--url", "a=http://127.0.0.1:9", "--model", "m", "--model-of", "nope=x",
+                     "--out", str(tmp_path)]) == 2  # bad input
+    assert "unknown endpoints: nope" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="give --model"):
         cli.main(["--url", "a=http://127.0.0.1:9", "--out", str(tmp_path)])

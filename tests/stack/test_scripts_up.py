@@ -160,3 +160,15 @@ def test_runbook_links_point_at_the_checkouts_forge(tmp_path):
     (root / ".env").write_text(text)
     assert up(root).returncode == 0
     assert env_file(root)["LLMWATCH_RUNBOOK_URL"].startswith("https://docs.example.com/mine/")
+
+
+def test_an_env_others_can_read_is_made_private_with_a_warning(tmp_path):
+    root = checkout(tmp_path)
+    shutil.copy(root / "config" / "env.example", root / ".env")
+    (root / ".env").chmod(0o644)
+    result = up(root)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((root / ".env").stat().st_mode) == 0o600
+    assert "warning: .env was readable by other users (mode 644); changed it to 600" in result.stderr
+    again = up(root)
+    assert "readable by other users" not in again.stderr  # private now: nothing to say

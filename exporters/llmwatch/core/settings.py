@@ -2,7 +2,10 @@
 
 Sources, later ones winning: ``config/settings.toml`` (committed defaults, every key listed there),
 ``config/.secrets.toml`` (untracked), then environment variables ``LLMWATCH_<SECTION>__<KEY>``.
-Environment values are parsed as TOML by dynaconf (``42`` is an int, ``[..]`` a list).
+Environment values are parsed as TOML by dynaconf (``42`` is an int, ``[..]`` a list) and are
+otherwise literal: dynaconf's ``@format``/``@jinja``/``@json`` directives are switched off, and its
+own control variables (``*_FOR_DYNACONF``, ``DYNACONF_*``) are refused, so no value (a secret
+above all) can read other variables or files or change how settings load.
 
 Exporter code never sees dynaconf: each section is described by a frozen dataclass whose fields
 carry their constraints in ``metadata`` (see :func:`setting`). Those constraints become dynaconf
@@ -23,8 +26,9 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from dynaconf import Dynaconf, ValidationError, Validator
+from dynaconf.utils import RENAMED_VARS
 
-from llmwatch.core.checks import Problems
+from llmwatch.core.checks import Problems, check_ip_address
 
 ENV_PREFIX = "LLMWATCH"
 # Where settings.toml lives; read before dynaconf starts, so it is not itself a setting.
@@ -56,7 +60,7 @@ def env_name(section: str, key: str) -> str:
 class CommonSettings:
     """Settings every exporter shares (table ``[common]``)."""
 
-    listen_address: str = setting(help="address the HTTP server binds")
+    listen_address: str = setting(check=check_ip_address, help="address the HTTP server binds")
     log_level: str = setting(choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     scrape_budget_seconds: float = setting(min=0.1, max=120,
                                            help="upstream work per scrape; keep below Prometheus' scrape_timeout")
@@ -202,6 +206,23 @@ def _checks(sections: dict[str, type], raw: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _environment_problems(sections: set[str]) -> list[str]:
+    """Variables that would change how dynaconf loads (which files, which prefix, casting, Vault or
+    Redis loaders, settings from ``DYNACONF_*``) and variables that would replace a whole section.
+    Checked before dynaconf starts, since it acts on them while loading."""
+    problems = []
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if upper.endswith("_FOR_DYNACONF") or upper.startswith("DYNACONF_") or upper in RENAMED_VARS:
+            problems.append(f"environment variable {name} would change how llmwatch loads its settings "
+                            f"and is not accepted; unset it and use {ENV_PREFIX}_<SECTION>__<KEY> variables")
+        elif upper.startswith(ENV_PREFIX + "_") and upper.removeprefix(ENV_PREFIX + "_").lower() in sections:
+            section = upper.removeprefix(ENV_PREFIX + "_").lower()
+            problems.append(f"environment variable {name} would replace the whole [{section}] section; "
+                            f"set one key at a time: {ENV_PREFIX}_{section.upper()}__<KEY>")
+    return problems
+
+
 def secret_keys(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.metadata.get("secret")]
 
@@ -228,7 +249,9 @@ def load(section: str, cls: type, *, known_sections: set[str],
 
     reads = dict(reads or {})
     sections = dict(SHARED_SECTIONS) | reads | {section: cls}
-    problems = []
+    problems = _environment_problems(set(known_sections) | set(sections))
+    if problems:
+        raise SettingsError(problems)
     for name, scls in sections.items():
         for key in secret_keys(scls):
             if committed.get(name, {}).get(key):
@@ -236,8 +259,9 @@ def load(section: str, cls: type, *, known_sections: set[str],
                                 f"({env_name(name, key)}) or config/.secrets.toml, not in settings.toml")
 
     # merge_enabled: a [section] in .secrets.toml adds to settings.toml's table instead of replacing it.
+    # auto_cast=False: "@format {env[HOME]}" or "@jinja ..." is a value, not a directive.
     dyn = Dynaconf(envvar_prefix=ENV_PREFIX, root_path=str(config_dir), merge_enabled=True,
-                   settings_files=["settings.toml", ".secrets.toml"])
+                   settings_files=["settings.toml", ".secrets.toml"], auto_cast=False)
     validators = [v for name, scls in sections.items() for v in _validators(name, scls)]
     dyn.validators.register(*validators)
     try:

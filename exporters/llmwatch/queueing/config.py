@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from llmwatch.core.checks import Problems
+from llmwatch.core.checks import Problems, read_yaml
 
 MODES = ("mono", "disagg")
 DIST_MODES = ("log", "real_mean_std", "real_p50_p90", "constant", "exponential")
@@ -24,8 +23,24 @@ DIST_MODES = ("log", "real_mean_std", "real_p50_p90", "constant", "exponential")
 Z90 = 1.2815515655446004
 
 
+# Requests one simulation or load test draws up front (about 400 bytes each with the event
+# queue): two million is a few hundred MB and minutes of simulation; 1e8 seconds at 1/s would
+# have tried to allocate 745 GiB.
+MAX_REQUESTS = 2_000_000
+
+
 class ConfigError(Problems):
     """An invalid simulator config. ``problems`` holds one line per bad key."""
+
+
+def size_problem(rate: float, seconds: float, rate_name: str = "arrival.rate_per_s",
+                 seconds_name: str = "sim_seconds") -> str | None:
+    """Why ``rate`` requests/s for ``seconds`` is more than one run can hold, or None."""
+    expected = rate * seconds
+    if expected <= MAX_REQUESTS:
+        return None
+    return (f"{rate_name} x {seconds_name} = {rate:g}/s x {seconds:g} s = {expected:.3g} requests, more than "
+            f"the {MAX_REQUESTS:,} one run holds in memory; lower {rate_name} or {seconds_name}")
 
 
 @dataclass(frozen=True)
@@ -222,6 +237,8 @@ def parse(raw: Any, source: str = "config") -> SimConfig:
                                    r.number(table, "decode_gpus", "cluster_disagg", minimum=1, integer=True),
                                    r.number(table, "prefill_tokens_per_s", "cluster_disagg", above=True),
                                    r.number(table, "decode_tokens_per_s", "cluster_disagg", above=True))
+    if not r.problems and (problem := size_problem(rate, sim_seconds)):
+        r.problems.append(problem)
     if r.problems:
         raise ConfigError([f"{source}: {p}" for p in r.problems])
     return SimConfig(mode=mode, sim_seconds=sim_seconds, warmup_seconds=warmup, random_seed=seed,
@@ -231,13 +248,9 @@ def parse(raw: Any, source: str = "config") -> SimConfig:
 
 def load(path: Path) -> SimConfig:
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError([f"{path}: not valid YAML: {e}"]) from None
+        raw = read_yaml(path)
+    except Problems as e:
+        raise ConfigError(e.problems) from None
     return parse(raw, str(path))
 
 

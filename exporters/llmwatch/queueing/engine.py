@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import simpy
 
-from llmwatch.queueing.config import SimConfig
+from llmwatch.queueing.config import ConfigError, SimConfig, size_problem
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,12 @@ class Trace:
 
 
 def workload(config: SimConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Arrival times in [0, sim_seconds) and token counts, drawn from the config's seed."""
+    """Arrival times in [0, sim_seconds) and token counts, drawn from the config's seed.
+
+    Raises ConfigError when the run would hold more than MAX_REQUESTS requests: a sweep's rates
+    and ``--requests`` change the size after the config was checked."""
+    if problem := size_problem(config.arrival_rate_per_s, config.sim_seconds):
+        raise ConfigError([problem])
     rng = np.random.default_rng(config.random_seed)
     expected = config.arrival_rate_per_s * config.sim_seconds
     chunk = int(expected + 6 * np.sqrt(expected) + 16)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -24,6 +25,7 @@ from types import SimpleNamespace
 import pynvml as real
 
 MiB = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 def _raise(code: int):
@@ -508,9 +510,12 @@ SIMULATED_CONTAINERS = {  # container -> (GPUs, load, pid of its first process)
 
 class SimulatedNode(FakeNvml):
     """A FakeNvml whose counters move with time, as a busy node's do: energy from power draw,
-    PCIe and NVLink bytes from load. Demo mode and the dashboards' stack test read it."""
+    PCIe and NVLink bytes from load. Demo mode and the dashboards' stack test read it.
 
-    def __init__(self, gpus: list[FakeGpu], clock=time.monotonic, load_source=None, refresh_seconds: float = 5.0,
+    The node moves on every per-GPU read, not only at (re)initialisation: the exporter calls
+    ``nvmlDeviceGetCount`` once per NVML session, so counters advanced there stood still for hours."""
+
+    def __init__(self, gpus: list[FakeGpu], clock=time.monotonic, load_source=None, refresh_seconds: float = 1.0,
                  **kwargs):
         super().__init__(gpus, **kwargs)
         self.clock = clock
@@ -519,32 +524,53 @@ class SimulatedNode(FakeNvml):
         # load_source() -> {container: load 0..1}: the demo's traffic drives the containers' GPUs
         self.load_source, self.refresh_seconds = load_source, refresh_seconds
         self._refreshed = -float("inf")
+        # Held only while counters or loads change; never while the load source is read, which may be slow.
+        self._time_lock = threading.Lock()
 
     def _follow_load(self, now: float) -> None:
-        if self.load_source is None or now - self._refreshed < self.refresh_seconds:
+        """Read the load source at most once per ``refresh_seconds``; one reader at a time, the
+        others carry on with the last loads. A failing source keeps the last loads."""
+        with self._time_lock:
+            if self.load_source is None or now - self._refreshed < self.refresh_seconds:
+                return
+            self._refreshed = now
+        try:
+            loads = self.load_source()
+        except Exception:  # noqa: BLE001 - a demo's status server going away must not fail NVML calls
+            log.debug("simulated GPU load source failed; keeping the last loads", exc_info=True)
             return
-        self._refreshed = now
-        loads = self.load_source()
-        for name, (indexes, _, pid) in SIMULATED_CONTAINERS.items():
-            if name not in loads:
-                continue
-            load = min(1.0, max(0.01, float(loads[name])))  # an idle vLLM still holds its memory
-            for offset, index in enumerate(indexes):
-                gpu = busy(self.gpus[index], load)
-                self.loads[index] = load
-                gpu.processes = [(pid + offset, gpu.memory_used)]
+        with self._time_lock:
+            for name, (indexes, _, pid) in SIMULATED_CONTAINERS.items():
+                if name not in loads:
+                    continue
+                load = min(1.0, max(0.01, float(loads[name])))  # an idle vLLM still holds its memory
+                for offset, index in enumerate(indexes):
+                    gpu = busy(self.gpus[index], load)
+                    self.loads[index] = load
+                    gpu.processes = [(pid + offset, gpu.memory_used)]
 
-    def nvmlDeviceGetCount(self):
+    def _advance(self) -> None:
+        """Move every GPU's counters on by the time since the last read."""
         now = self.clock()
         self._follow_load(now)
-        elapsed, self._last = now - self._last, now
-        for gpu in self.gpus:
-            load = self.loads[gpu.index]
-            gpu.energy_mj += round(gpu.power_mw * elapsed)
-            gpu.pcie_tx_bytes += round(2e8 * load * elapsed)
-            gpu.pcie_rx_bytes += round(6e8 * load * elapsed)
-            gpu.nvlink_tx_kib += round(4e6 * load * elapsed)
-            gpu.nvlink_rx_kib += round(4e6 * load * elapsed)
+        with self._time_lock:
+            elapsed, self._last = max(0.0, now - self._last), max(now, self._last)
+            for gpu in self.gpus:
+                load = self.loads[gpu.index]
+                gpu.energy_mj += round(gpu.power_mw * elapsed)
+                gpu.pcie_tx_bytes += round(2e8 * load * elapsed)
+                gpu.pcie_rx_bytes += round(6e8 * load * elapsed)
+                gpu.nvlink_tx_kib += round(4e6 * load * elapsed)
+                gpu.nvlink_rx_kib += round(4e6 * load * elapsed)
+
+    def _gpu(self, handle, fn: str, key: str | None = None) -> FakeGpu:
+        self._check()
+        self._advance()
+        return super()._gpu(handle, fn, key)
+
+    def nvmlDeviceGetCount(self):
+        self._check()
+        self._advance()
         return super().nvmlDeviceGetCount()
 
 
@@ -569,7 +595,7 @@ def http_loads(url: str, timeout: float = 1.0):
     def fetch() -> dict[str, float]:
         try:
             value = httpx.get(url, timeout=timeout).json()
-        except (httpx.HTTPError, ValueError):
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError):
             return {}
         if not isinstance(value, dict):
             return {}

@@ -39,7 +39,7 @@ from llmwatch.core.checks import url_problem
 from llmwatch.tools.loadgen.run import Endpoint, Record, drive, plan, summarize
 from llmwatch.upstreams.streaming import APIS
 from llmwatch.exporters.probe.targets import model_ids
-from llmwatch.queueing.config import ConfigError, SimConfig, TokenDist, load, parse_dist
+from llmwatch.queueing.config import ConfigError, SimConfig, TokenDist, load, parse_dist, size_problem
 
 DEFAULT_PROMPT = TokenDist.lognormal_mean_std(512, 256, 8)
 DEFAULT_OUTPUT = TokenDist.lognormal_p50_p90(128, 384)
@@ -50,7 +50,7 @@ def _dist(text: str) -> TokenDist:
     ``mode=exponential,mean=300``, each with an optional ``min_value=``."""
     try:
         if "=" not in text:
-            return TokenDist("constant", value=float(text))
+            return parse_dist({"mode": "constant", "value": float(text)}, "tokens")
         table = {}
         for part in text.split(","):
             key, _, value = part.partition("=")
@@ -114,13 +114,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def workload_config(args) -> SimConfig:
+    """The workload; ConfigError when it is bad or larger than one run can plan (MAX_REQUESTS)."""
     base = load(args.config) if args.config else SimConfig(
         mode="mono", sim_seconds=60.0, warmup_seconds=0.0, random_seed=42, arrival_rate_per_s=1.0,
         prompt_tokens=DEFAULT_PROMPT, output_tokens=DEFAULT_OUTPUT)
     changes = {k: v for k, v in (("arrival_rate_per_s", args.rate), ("sim_seconds", args.duration),
                                  ("random_seed", args.seed), ("prompt_tokens", args.prompt_tokens),
                                  ("output_tokens", args.output_tokens)) if v is not None}
-    return replace(base, **changes)
+    config = replace(base, **changes)
+    if problem := size_problem(config.arrival_rate_per_s, config.sim_seconds, "--rate", "--duration"):
+        raise ConfigError([problem])
+    return config
+
+
+def results_folder(out: Path) -> Path:
+    """A new folder under ``out`` for this run's files, made before any request is sent, so an
+    unwritable --out is found at once and not after the whole run (ConfigError naming it)."""
+    folder = out / f"loadgen-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    while folder.exists():
+        folder = folder.with_name(folder.name + "-1")
+    try:
+        folder.mkdir(parents=True)
+    except OSError as e:
+        raise ConfigError([f"--out {out}: cannot create {folder}: {e.strerror or e}"]) from None
+    return folder
 
 
 def slo_defaults() -> tuple[float, float]:
@@ -145,17 +162,24 @@ def endpoints(args) -> list[Endpoint]:
     if args.api_key_env:
         key = os.environ.get(args.api_key_env)
         if not key:
-            raise SystemExit(f"loadgen: environment variable {args.api_key_env} is not set")
+            raise ConfigError([f"--api-key-env: environment variable {args.api_key_env} is not set"])
         headers["Authorization"] = f"Bearer {key}"
-    out, names = [], set()
-    for i, (name, url) in enumerate(args.url):
-        name = name or (httpx.URL(url).host + (f":{httpx.URL(url).port}" if httpx.URL(url).port else ""))
-        if name in names:
-            name = f"{name}-{i + 1}"
-        names.add(name)
+    names = [name or (httpx.URL(url).host + (f":{httpx.URL(url).port}" if httpx.URL(url).port else ""))
+             for name, url in args.url]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:  # results, --api-of and --model-of are keyed by name: one would hide the other
+        raise ConfigError([f"--url: endpoint name {name!r} is given more than once; name each endpoint "
+                           f"with NAME=URL" for name in duplicates])
+    bad_apis = [f"--api-of {name}={api}: api must be one of {', '.join(APIS)}"
+                for name, api in apis.items() if api not in APIS]
+    unknown = (set(apis) | set(models)) - set(names)
+    if unknown:
+        bad_apis.append(f"--api-of/--model-of name unknown endpoints: {', '.join(sorted(unknown))}")
+    if bad_apis:
+        raise ConfigError(bad_apis)
+    out = []
+    for name, (_, url) in zip(names, args.url):
         api = apis.get(name, args.api)
-        if api not in APIS:
-            raise SystemExit(f"loadgen: --api-of {name}={api}: api must be one of {', '.join(APIS)}")
         model = models.get(name) or args.model
         if not model:
             try:
@@ -164,15 +188,11 @@ def endpoints(args) -> list[Endpoint]:
                 raise SystemExit(f"loadgen: {name}: cannot read {url}/v1/models to pick a model ({e}); "
                                  f"give --model") from None
         out.append(Endpoint(name, url, api, model, tuple(headers.items())))
-    unknown = (set(apis) | set(models)) - names
-    if unknown:
-        raise SystemExit(f"loadgen: --api-of/--model-of name unknown endpoints: {', '.join(sorted(unknown))}")
     return out
 
 
 def write_results(folder: Path, config: SimConfig, results: dict[str, dict], records: dict[str, list[Record]],
                   plot: bool) -> None:
-    folder.mkdir(parents=True, exist_ok=False)
     workload = {"rate_per_s": config.arrival_rate_per_s, "duration_seconds": config.sim_seconds,
                 "seed": config.random_seed, "prompt_tokens": asdict(config.prompt_tokens),
                 "output_tokens": asdict(config.output_tokens)}
@@ -228,13 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = workload_config(args)
+        targets = endpoints(args)
+        folder = results_folder(args.out)
     except ConfigError as e:
         for problem in e.problems:
             print(f"loadgen: {problem}", file=sys.stderr)
         return 2
     slo_ttft, slo_tpot = slo_defaults()
     slo_ttft, slo_tpot = args.slo_ttft or slo_ttft, args.slo_tpot or slo_tpot
-    targets = endpoints(args)
     planned = plan(config)
     console = Console(stderr=True)
     console.print(f"{len(planned)} requests at {config.arrival_rate_per_s:g}/s over {config.sim_seconds:g} s "
@@ -259,9 +280,6 @@ def main(argv: list[str] | None = None) -> int:
         results[endpoint.name] = summarize(rows, wall_seconds=wall, slo_ttft=slo_ttft, slo_tpot=slo_tpot) | {
             "url": endpoint.url, "api": endpoint.api, "model": endpoint.model}
     print_table(Console(), results)
-    folder = args.out / f"loadgen-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    while folder.exists():
-        folder = folder.with_name(folder.name + "-1")
     write_results(folder, config, results, records, plot=not args.no_plot)
     print(f"results: {folder}")
     return 0

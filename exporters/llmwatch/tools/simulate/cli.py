@@ -17,7 +17,7 @@ from pathlib import Path
 
 from llmwatch.queueing import capacity, engine
 from llmwatch.tools.simulate import plots
-from llmwatch.queueing.config import ConfigError, SimConfig, load
+from llmwatch.queueing.config import MAX_REQUESTS, ConfigError, SimConfig, load
 
 COMMANDS = ("run", "compare", "sweep", "capacity")
 SHOWN = ("completed", "ttft_mean_s", "ttft_p50_s", "ttft_p90_s", "ttft_p95_s", "ttft_p99_s", "queue_wait_mean_s",
@@ -41,6 +41,16 @@ def _values(text: str) -> list[float]:
     return values
 
 
+def _request_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 < value <= MAX_REQUESTS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_REQUESTS:,}, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmwatch simulate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("mono", "disagg"), help="override the config's mode")
     parser.add_argument("--rates", type=_values, help="sweep: arrival rates (requests/s)")
     parser.add_argument("--prefill-rates", type=_values, help="sweep: prefill tokens/s per GPU")
-    parser.add_argument("--requests", type=int,
+    parser.add_argument("--requests", type=_request_count,
                         help="sweep/capacity: requests per simulation (sim_seconds = requests / rate, 10%% warm-up)")
     parser.add_argument("--slo", type=float, default=1.0, help="capacity: TTFT bound in seconds (default 1)")
     parser.add_argument("--quantile", type=float, default=0.95, help="capacity: TTFT quantile (default 0.95)")
@@ -119,14 +129,18 @@ def sweep(config: SimConfig, rates: list[float], prefill_rates: list[float] | No
     return rows
 
 
+def _refuse(problems: list[str]) -> int:
+    for problem in problems:
+        print(f"llmwatch simulate: {problem}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load(args.config)
     except ConfigError as e:
-        for problem in e.problems:
-            print(f"llmwatch simulate: {problem}", file=sys.stderr)
-        return 2
+        return _refuse(e.problems)
     if args.mode:
         config = replace(config, mode=args.mode)
         cluster = config.cluster_mono if args.mode == "mono" else config.cluster_disagg
@@ -134,44 +148,49 @@ def main(argv: list[str]) -> int:
             print(f"llmwatch simulate: --mode {args.mode} needs cluster_{args.mode} in {args.config}", file=sys.stderr)
             return 2
 
-    if args.command == "run":
-        result, trace = engine.run(config, trace=True)
-        rows = [result.as_dict()]
-        if args.plot:
-            plots.ttft_distribution({config.mode: trace.ttft}, args.plot,
-                                    f"TTFT at {config.arrival_rate_per_s:g} req/s ({config.mode})")
-        out = rows[0]
-    elif args.command == "compare":
-        if config.cluster_mono is None or config.cluster_disagg is None:
-            print(f"llmwatch simulate: compare needs both cluster_mono and cluster_disagg in {args.config}",
-                  file=sys.stderr)
-            return 2
-        runs = {mode: engine.run(replace(config, mode=mode), trace=True) for mode in ("mono", "disagg")}
-        rows = [r.as_dict() for r, _ in runs.values()]
-        if args.plot:
-            plots.ttft_distribution({m: t.ttft for m, (_, t) in runs.items()}, args.plot,
-                                    f"Monolithic vs disaggregated at {config.arrival_rate_per_s:g} req/s")
-        out = {m: r.as_dict() for m, (r, _) in runs.items()}
-    elif args.command == "sweep":
-        if not args.rates and not args.prefill_rates:
-            print("llmwatch simulate: sweep needs --rates and/or --prefill-rates", file=sys.stderr)
-            return 2
-        rates = args.rates or [config.arrival_rate_per_s]
-        rows = sweep(config, rates, args.prefill_rates, args.requests, progress=not args.json)
-        if args.plot:
-            by_prefill = args.prefill_rates and not args.rates
-            plots.sweep(rows, args.plot, "prefill_tokens_per_s" if by_prefill else "arrival_rate_per_s",
-                        "prefill tokens/s per GPU" if by_prefill else "arrival rate (requests/s)",
-                        f"TTFT sweep ({config.mode})")
-        out = rows
-    else:
-        if not 0 < args.quantile < 1 or args.slo <= 0:
-            print("llmwatch simulate: --quantile must be in (0, 1) and --slo > 0", file=sys.stderr)
-            return 2
-        rate = capacity.max_rate(config, args.slo, args.quantile, args.requests or 4000)
-        out = {"max_rate_per_s": rate, "saturation_rate_per_s": capacity.saturation_rate(config),
-               "slo_seconds": args.slo, "quantile": args.quantile, "mode": config.mode}
-        rows = [out]
+    try:
+        if args.command == "run":
+            result, trace = engine.run(config, trace=True)
+            rows = [result.as_dict()]
+            if args.plot:
+                plots.ttft_distribution({config.mode: trace.ttft}, args.plot,
+                                        f"TTFT at {config.arrival_rate_per_s:g} req/s ({config.mode})")
+            out = rows[0]
+        elif args.command == "compare":
+            if config.cluster_mono is None or config.cluster_disagg is None:
+                print(f"llmwatch simulate: compare needs both cluster_mono and cluster_disagg in {args.config}",
+                      file=sys.stderr)
+                return 2
+            runs = {mode: engine.run(replace(config, mode=mode), trace=True) for mode in ("mono", "disagg")}
+            rows = [r.as_dict() for r, _ in runs.values()]
+            if args.plot:
+                plots.ttft_distribution({m: t.ttft for m, (_, t) in runs.items()}, args.plot,
+                                        f"Monolithic vs disaggregated at {config.arrival_rate_per_s:g} req/s")
+            out = {m: r.as_dict() for m, (r, _) in runs.items()}
+        elif args.command == "sweep":
+            if not args.rates and not args.prefill_rates:
+                print("llmwatch simulate: sweep needs --rates and/or --prefill-rates", file=sys.stderr)
+                return 2
+            rates = args.rates or [config.arrival_rate_per_s]
+            rows = sweep(config, rates, args.prefill_rates, args.requests, progress=not args.json)
+            if args.plot:
+                by_prefill = args.prefill_rates and not args.rates
+                plots.sweep(rows, args.plot, "prefill_tokens_per_s" if by_prefill else "arrival_rate_per_s",
+                            "prefill tokens/s per GPU" if by_prefill else "arrival rate (requests/s)",
+                            f"TTFT sweep ({config.mode})")
+            out = rows
+        else:
+            if not 0 < args.quantile < 1 or args.slo <= 0:
+                print("llmwatch simulate: --quantile must be in (0, 1) and --slo > 0", file=sys.stderr)
+                return 2
+            rate = capacity.max_rate(config, args.slo, args.quantile, args.requests or 4000)
+            out = {"max_rate_per_s": rate, "saturation_rate_per_s": capacity.saturation_rate(config),
+                   "slo_seconds": args.slo, "quantile": args.quantile, "mode": config.mode}
+            rows = [out]
+    except ConfigError as e:  # a sweep rate or --requests made a run too large
+        return _refuse(e.problems)
+    except OSError as e:  # --plot somewhere unwritable
+        return _refuse([f"cannot write {e.filename or args.plot}: {e.strerror or e}"])
 
     if args.json:
         print(json.dumps(out, indent=2))

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from llmwatch.core.checks import Problems, read_yaml
 from llmwatch.tools.stack_config import render
 
 DEFAULT_ALERTMANAGER = Path(__file__).resolve().parents[4] / "config" / "alertmanager"
@@ -48,14 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         env = render.load_env(dict(os.environ))
-        base = yaml.safe_load((args.alertmanager_dir / "alertmanager.yml").read_text())
+        base = read_yaml(args.alertmanager_dir / "alertmanager.yml")
         alertmanager = render.alertmanager_config(base, env)
-    except render.StackConfigError as e:
+    except Problems as e:
         for problem in e.problems:
             print(f"llmwatch stack-config: {problem}", file=sys.stderr)
-        return 2
-    except (OSError, yaml.YAMLError) as e:
-        print(f"llmwatch stack-config: cannot read {args.alertmanager_dir / 'alertmanager.yml'}: {e}", file=sys.stderr)
         return 2
 
     if args.check:
@@ -74,27 +72,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"through {docker_host}: {e}", file=sys.stderr)
             return 1
     running = render.running_profiles(env, services)
-
-    prometheus_dir = args.out / "prometheus"
-    write(prometheus_dir / "web.yml", render.prometheus_web_config(env))
-    write(prometheus_dir / "prometheus_password", env.prometheus_password + "\n")
-    write(prometheus_dir / "litellm_master_key", env.litellm_master_key + "\n")
-    for name, targets in render.prometheus_targets(env, services).items():
-        write(prometheus_dir / "targets" / name, render.dump_json(targets))
-    # a demo that was killed without cleaning up leaves its targets: the demo writes them anew
-    for stale in (prometheus_dir / "targets").glob(f"*{render.DEMO_SUFFIX}"):
-        stale.unlink()
-
-    alertmanager_dir = args.out / "alertmanager"
-    write(alertmanager_dir / "alertmanager.yml", yaml.safe_dump(alertmanager, sort_keys=False))
-    write(alertmanager_dir / "web.yml", render.alertmanager_web_config(env))
-    write(alertmanager_dir / "password", env.prometheus_password + "\n")  # for its healthcheck
-    templates = alertmanager_dir / "templates"
-    templates.mkdir(parents=True, exist_ok=True)
-    for template in sorted((args.alertmanager_dir / "templates").glob("*.tmpl")):
-        shutil.copyfile(template, templates / template.name)
-        (templates / template.name).chmod(0o644)
-    write(templates / render.LINKS_TEMPLATE, render.links_template(env))
+    try:
+        write_files(args.out, args.alertmanager_dir, env, services, alertmanager)
+    except OSError as e:  # --out on a read-only or missing mount, a full disk
+        print(f"llmwatch stack-config: cannot write {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
 
     enabled = sorted(render.EXPORTER_PROFILES[p][0] for p in running)
     source = f"containers of {project}" if services is not None else "COMPOSE_PROFILES"
@@ -105,3 +87,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def write_files(out: Path, alertmanager_source: Path, env: render.StackEnv, services: frozenset[str] | None,
+                alertmanager: dict) -> None:
+    """Prometheus' and Alertmanager's files under ``out``; OSError when they cannot be written."""
+    prometheus_dir = out / "prometheus"
+    write(prometheus_dir / "web.yml", render.prometheus_web_config(env))
+    write(prometheus_dir / "prometheus_password", env.prometheus_password + "\n")
+    write(prometheus_dir / "litellm_master_key", env.litellm_master_key + "\n")
+    for name, targets in render.prometheus_targets(env, services).items():
+        write(prometheus_dir / "targets" / name, render.dump_json(targets))
+    # a demo that was killed without cleaning up leaves its targets: the demo writes them anew
+    for stale in (prometheus_dir / "targets").glob(f"*{render.DEMO_SUFFIX}"):
+        stale.unlink()
+
+    alertmanager_dir = out / "alertmanager"
+    write(alertmanager_dir / "alertmanager.yml", yaml.safe_dump(alertmanager, sort_keys=False))
+    write(alertmanager_dir / "web.yml", render.alertmanager_web_config(env))
+    write(alertmanager_dir / "password", env.prometheus_password + "\n")  # for its healthcheck
+    templates = alertmanager_dir / "templates"
+    templates.mkdir(parents=True, exist_ok=True)
+    for template in sorted((alertmanager_source / "templates").glob("*.tmpl")):
+        shutil.copyfile(template, templates / template.name)
+        (templates / template.name).chmod(0o644)
+    write(templates / render.LINKS_TEMPLATE, render.links_template(env))

@@ -70,6 +70,27 @@ class StackEnv:
     runbook_url: str = ""
 
 
+# Keys that are sent as one token (an HTTP header, a JSON field): no whitespace at all.
+TOKEN_SECRETS = ("LITELLM_MASTER_KEY", "ALERT_PAGERDUTY_ROUTING_KEY")
+# Fields Alertmanager expands as Go templates (or compose as ${...}): a value holding template
+# syntax would run as a template (or be rewritten) instead of being sent as written.
+TEMPLATED_FIELDS = ("ALERT_EMAIL_TO", "ALERT_SMTP_FROM", "ALERT_SMTP_USERNAME", "ALERT_SLACK_CHANNEL",
+                    "ALERT_SMTP_SMARTHOST")
+SECRETS = (*TOKEN_SECRETS, "ALERT_SMTP_PASSWORD")
+
+
+def _text_problem(name: str, value: str) -> str | None:
+    """What makes a secret or a mail/template field unusable as written, or None. Values are
+    never quoted in the message: they may be secrets."""
+    if any(not c.isprintable() for c in value):
+        return f"{name} contains a newline or another control character"
+    if name in TOKEN_SECRETS and any(c.isspace() for c in value):
+        return f"{name} contains a space; a key is one word"
+    if name in TEMPLATED_FIELDS and ("{{" in value or "${" in value):
+        return f"{name} contains template syntax ({{{{ or ${{}}); give the plain value"
+    return None
+
+
 def _url_problem(name: str, value: str) -> str | None:
     problem = url_problem(value, example="https://hooks.example.com/alerts", base=False)
     return f"{name}: {problem}" if problem else None
@@ -85,6 +106,10 @@ def load_env(environ: dict[str, str]) -> StackEnv:
     if unknown:
         problems.append(f"COMPOSE_PROFILES has unknown profiles {', '.join(unknown)} "
                         f"(known: {', '.join(sorted(EXPORTER_PROFILES))}, demo)")
+
+    for name in (*SECRETS, *TEMPLATED_FIELDS):
+        if problem := _text_problem(name, get(name)):
+            problems.append(problem)
 
     password = get("PROMETHEUS_PASSWORD")
     if not password:
@@ -230,6 +255,10 @@ def _integrations(env: StackEnv) -> dict[str, tuple[str, dict]]:
 
 def alertmanager_config(base: dict, env: StackEnv) -> dict:
     """The committed alertmanager.yml with each receiver's configured integrations added."""
+    if not isinstance(base, dict) or not isinstance(base.get("receivers", []), list) or \
+            not all(isinstance(r, dict) and "name" in r for r in base.get("receivers", [])):
+        raise StackConfigError(["alertmanager.yml must be a mapping whose receivers are a list of "
+                                "tables, each with a name"])
     config = copy.deepcopy(base)
     receivers = {r["name"]: r for r in config.get("receivers", [])}
     missing = sorted(set(RECEIVER_INTEGRATIONS) - set(receivers))
