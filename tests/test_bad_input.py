@@ -61,6 +61,13 @@ def test_dynaconf_control_variables_are_refused(variable):
     refused(llmwatch("gpu", "--check-config", env={variable: "x"}), variable)
 
 
+def test_a_project_root_in_the_shell_does_not_stop_the_exporter(tmp_path):
+    """PROJECT_ROOT is dynaconf's old name for its root path, but also a common variable of its own;
+    llmwatch passes its root path explicitly, so the variable changes nothing and is accepted."""
+    result = llmwatch("gpu", "--check-config", env={"PROJECT_ROOT": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_whole_section_in_one_variable_names_the_variable():
     refused(llmwatch("gpu", "--check-config", env={"LLMWATCH_GPU": "[1]"}), "LLMWATCH_GPU ", "LLMWATCH_GPU__<KEY>")
 

@@ -30,6 +30,10 @@ from dynaconf.utils import RENAMED_VARS
 
 from llmwatch.core.checks import Problems, check_ip_address
 
+# dynaconf's old names for its control variables. PROJECT_ROOT is a common variable of its own in
+# users' shells and harmless here: root_path is always passed explicitly, which wins over it.
+REFUSED_OLD_NAMES = set(RENAMED_VARS) - {"PROJECT_ROOT"}
+
 ENV_PREFIX = "LLMWATCH"
 # Where settings.toml lives; read before dynaconf starts, so it is not itself a setting.
 CONFIG_DIR_ENV = "LLMWATCH_CONFIG_DIR"
@@ -213,7 +217,7 @@ def _environment_problems(sections: set[str]) -> list[str]:
     problems = []
     for name in sorted(os.environ):
         upper = name.upper()
-        if upper.endswith("_FOR_DYNACONF") or upper.startswith("DYNACONF_") or upper in RENAMED_VARS:
+        if upper.endswith("_FOR_DYNACONF") or upper.startswith("DYNACONF_") or upper in REFUSED_OLD_NAMES:
             problems.append(f"environment variable {name} would change how llmwatch loads its settings "
                             f"and is not accepted; unset it and use {ENV_PREFIX}_<SECTION>__<KEY> variables")
         elif upper.startswith(ENV_PREFIX + "_") and upper.removeprefix(ENV_PREFIX + "_").lower() in sections:
