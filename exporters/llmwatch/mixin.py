@@ -119,6 +119,14 @@ class Mixin:
     vllm_error_ratio: Threshold = Threshold(warning=0.01, critical=0.05)  # 5xx share per server
     litellm_error_ratio: Threshold = Threshold(warning=0.01, critical=0.05)  # failed share per proxy
     kv_cache_usage: Threshold = Threshold(warning=0.8, critical=0.95)  # alert at critical, boards show both
+    # Error-ratio and burn-rate alerts stay quiet below this many requests per second over their
+    # window (0.05: 15 in 5 minutes, 180 in an hour): with a trickle, one failed or slow request
+    # is a large share, and a model with a handful of requests an hour would page.
+    min_request_rate: float = 0.05
+    # Share of requests refused as the client's fault (4xx: bad request, invalid or expired key,
+    # rate or budget limit) above which the info-level client-error alerts show it. Never a page:
+    # the fix is with the client, and the server-error alerts leave these requests out.
+    client_error_ratio: float = 0.1
     # Burn-rate alerts (Google SRE workbook): page at 14.4x over 1 h and 5 m, ticket at 6x over
     # 6 h and 30 m.
     fast_burn: float = 14.4

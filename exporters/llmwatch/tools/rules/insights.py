@@ -20,6 +20,8 @@ Burn rate = share of bad requests / error budget (1 - 0.95 for the p95 latency S
 error SLO for errors). Alerts follow the multiwindow multi-burn-rate recipe of the Google SRE workbook:
 page at 14.4x over 1 h and 5 m (2 % of a 30-day budget in an hour), ticket at 6x over 6 h and
 30 m (5 % in 6 hours); both windows must burn, so an alert stops soon after the burning does.
+Below mixin.py's min_request_rate over the long window they stay quiet: a model with a handful
+of requests an hour burns "fast" when two of them are slow, and that is no page.
 Tests: config/prometheus/tests/insights_test.yml. Runbooks: docs/runbooks.md.
 """
 
@@ -88,6 +90,7 @@ sum(llmwatch_insights_heartbeat_min_bpm)
 
 
 WINDOWS = ("5m", "30m", "1h", "6h")
+LONG_WINDOWS = ("1h", "6h")  # the burn-rate alerts' long windows, where the traffic guard looks
 # p95 latency SLOs: 5 % of requests may be slower than the bound.
 LATENCY_BUDGET = 0.05
 
@@ -140,6 +143,14 @@ def burn_rate_rules(m: Mixin) -> list:
                 comment="Errors: 5xx answers of the OpenAI API per model (HTTP counters are per container; the\n"
                         f"container's model comes from llmwatch_vllm_instance_info), divided by the budget {fmt(budget)}."
                 if j == 0 else ""))
+    for window in LONG_WINDOWS:
+        rules.append(record(f"model_name:llmwatch_slo_ttft_requests:rate{window}",
+                            f"sum by (model_name) (rate(vllm:time_to_first_token_seconds_count[{window}]))",
+                            comment="Requests per second behind each burn rate over the alerts' long windows: the minimum-traffic\n"
+                                    "guard." if window == LONG_WINDOWS[0] else ""))
+        rules.append(record(f"model_name:llmwatch_slo_error_requests:rate{window}", (
+            f"sum by (model_name) (sum by (container) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
+            "  * on (container) group_left (model_name) llmwatch_vllm_instance_info)\n")))
     return rules
 
 
@@ -156,8 +167,10 @@ def burn_rate_alerts(m: Mixin) -> list:
                 ("Slow", m.slow_burn, "6h", "30m", "15m", "warning", "five days", "for 6 hours")):
             rules.append(alert(
                 f"{what}Slo{speed}Burn",
-                f"model_name:llmwatch_slo_{slo}_burn_rate:{long} > {fmt(burn)} and on (model_name) "
-                f"model_name:llmwatch_slo_{slo}_burn_rate:{short} > {fmt(burn)}", for_=for_, severity=severity,
+                f"model_name:llmwatch_slo_{slo}_burn_rate:{long} > {fmt(burn)}\n"
+                f"  and on (model_name) model_name:llmwatch_slo_{slo}_burn_rate:{short} > {fmt(burn)}\n"
+                f"  and on (model_name) model_name:llmwatch_slo_{slo}_requests:rate{long} >= {fmt(m.min_request_rate)}\n",
+                for_=for_, severity=severity,
                 summary=summary + (" fast." if speed == "Fast" else "."),
                 description=f"{{{{ $labels.model_name }}}} {how(burn)} {lasting} "
                             "({{ $value | printf \"%.1f\" }}x the budget rate): a month's budget goes in "

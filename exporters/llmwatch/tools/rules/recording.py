@@ -32,11 +32,19 @@ def groups() -> list[Group]:
 sum by (container) (rate(http_requests_total{handler=~"/v1/.*", status="5xx"}[5m]))
   / sum by (container) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))
 """),
+            record('container:vllm_http_client_errors:ratio_rate5m', """\
+sum by (container) (rate(http_requests_total{handler=~"/v1/.*", status="4xx"}[5m]))
+  / sum by (container) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))
+""", comment="Share answered 4xx: the client's fault (bad request, unknown model, context too long), kept\napart from the server errors above."),
         ]),
         Group('llmwatch-litellm-recording', [
             record('job:litellm_proxy_requests:rate5m', 'sum by (job) (rate(litellm_proxy_total_requests_metric_total[5m]))', comment='Client-visible failures of the proxy, and upstream failures and fallbacks per model group.'),
             record('job:litellm_proxy_errors:ratio_rate5m', """\
-sum by (job) (rate(litellm_proxy_failed_requests_metric_total[5m]))
+sum by (job) (rate(litellm_proxy_failed_requests_metric_total{exception_status!~"4.."}[5m]))
+  / sum by (job) (rate(litellm_proxy_total_requests_metric_total[5m]))
+""", comment="Server-side failures: LiteLLM labels a failed request with the HTTP status it answered\n(exception_status; \"None\" when the exception carried none, counted here). 4xx (400 bad request,\n401 invalid or expired key, 429 rate or budget limit) is the client's and has its own ratio."),
+            record('job:litellm_proxy_client_errors:ratio_rate5m', """\
+sum by (job) (rate(litellm_proxy_failed_requests_metric_total{exception_status=~"4.."}[5m]))
   / sum by (job) (rate(litellm_proxy_total_requests_metric_total[5m]))
 """),
             record('requested_model:litellm_deployment_failures:ratio_rate5m', """\

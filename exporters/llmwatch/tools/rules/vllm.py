@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from llmwatch import mixin
-from llmwatch.mixin import Mixin, percent, seconds
+from llmwatch.mixin import Mixin, fmt, percent, seconds
 from llmwatch.tools.rules.build import Group, alert, matching
 
 HEADER = """\
 vLLM alerts, from the llmwatch vLLM exporter (every vLLM version under the newest names).
 Latency alerts fire at multiples of each model's own SLO (mixin.py: TTFT p95 above 1.5x the
 SLO warns and 3x pages; time per output token above the SLO warns and 3x pages); a model with
-no latency SLO (an embedding model) has no latency alert. Error ratio per server: mixin.py.
+no latency SLO (an embedding model) has no latency alert. Error ratio per server: 5xx only (4xx
+are information only), quiet below mixin.py's minimum traffic.
 Tests: config/prometheus/tests/vllm_test.yml. Runbooks: docs/runbooks.md.
 """
 
@@ -67,12 +68,20 @@ def latency_alerts(m: Mixin) -> list:
 
 
 def error_alerts(m: Mixin) -> list:
+    """5xx answers warn or page; 4xx (the client's fault) are information only. Both stay quiet
+    below the mixin's minimum traffic."""
+    traffic = f"and on (container) container:vllm_http_requests:rate5m >= {fmt(m.min_request_rate)}"
     return [
-        alert("VllmErrorRate", f"container:vllm_http_errors:ratio_rate5m > {limit:g} and on (container) "
-                               "container:vllm_http_requests:rate5m > 0.01", for_=for_, severity=severity,
-              summary=f"More than {percent(limit)} of a vLLM server's API requests fail.",
-              description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
-                          "requests with a 5xx over 5 minutes.")
-        for severity, limit, for_ in (("warning", m.vllm_error_ratio.warning, "10m"),
-                                      ("critical", m.vllm_error_ratio.critical, "5m"))
+        *(alert("VllmErrorRate", f"container:vllm_http_errors:ratio_rate5m > {limit:g} {traffic}", for_=for_,
+                severity=severity, summary=f"More than {percent(limit)} of a vLLM server's API requests fail.",
+                description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
+                            "requests with a 5xx over 5 minutes.")
+          for severity, limit, for_ in (("warning", m.vllm_error_ratio.warning, "10m"),
+                                        ("critical", m.vllm_error_ratio.critical, "5m"))),
+        alert("VllmClientErrors", f"container:vllm_http_client_errors:ratio_rate5m > {fmt(m.client_error_ratio)} {traffic}",
+              for_="15m", severity="info",
+              summary=f"More than {percent(m.client_error_ratio)} of a vLLM server's API requests are client errors.",
+              description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 requests "
+                          "with a 4xx over 5 minutes (bad request, unknown model, prompt longer than the context): "
+                          "a client to fix, not the server."),
     ]
