@@ -26,6 +26,17 @@ def groups() -> list[Group]:
             alert('VllmEngineUnhealthy', 'llmwatch_vllm_healthy == 0 and on (container) llmwatch_vllm_up == 1', for_='1m', severity='critical',
                   summary='A vLLM server answers but its engine is dead.',
                   description='vLLM {{ $labels.container }} serves /metrics but /health has failed for a minute; requests to it fail.'),
+            alert('VllmOnLostGpu', """\
+max by (container) (
+    llmwatch_vllm_container_gpu and on (gpu) (llmwatch_gpu_up == 0)
+  or label_replace(llmwatch_vllm_container_gpu, "uuid", "$1", "gpu", "(GPU-.+)")
+       and on (uuid) (llmwatch_gpu_info and on (gpu) (llmwatch_gpu_up == 0))
+  or llmwatch_vllm_container_gpu{gpu="all"} and on () (llmwatch_gpu_up == 0)
+)
+""", for_='', severity='info',
+                  summary='A vLLM server runs on a GPU that is lost.',
+                  description='vLLM {{ $labels.container }} was given a GPU that stopped answering NVML (see GpuLost); its other alerts are consequences, and Alertmanager silences them while this fires.',
+                  comment="The containers Docker gave a lost GPU (by index, by UUID through llmwatch_gpu_info, or \"all\"\nGPUs): one info alert each, the source of the inhibition of their engine alerts\n(config/alertmanager/alertmanager.yml), since GpuLost itself has no container label."),
             alert('VllmQueueGrowing', 'min_over_time(vllm:num_requests_waiting[10m]) > 0 and deriv(vllm:num_requests_waiting[10m]) > 0', for_='5m', severity='warning',
                   summary='Requests are piling up in a vLLM queue.',
                   description='vLLM {{ $labels.container }} ({{ $labels.model_name }}) has had requests waiting for 15 minutes and the queue keeps growing; it needs more capacity or less traffic.'),
