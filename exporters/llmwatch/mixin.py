@@ -133,6 +133,8 @@ class Mixin:
     slow_burn: float = 6.0
     # node-exporter filesystems that are real disks (not tmpfs, overlays, snaps).
     filesystem_selector: str = 'fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|fuse.*"'
+    # node-exporter network devices that are physical NICs (not loopback, Docker's bridges and veths).
+    network_device_selector: str = 'device!~"lo|veth.*|docker.*|br-.*|virbr.*|cali.*|flannel.*|cni.*|tun.*|tap.*"'
     ports: Ports = Ports()
 
     def ttft_threshold(self, slo: float) -> Threshold:
