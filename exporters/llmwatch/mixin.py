@@ -27,6 +27,15 @@ VLLM_ITL_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75
 
 DEFAULT_MODEL = "default"  # the model_name under which the default SLO is served
 
+# Log levels as Alloy writes the level label whatever the program wrote (config/alloy/config.alloy:
+# error, err, Error -> ERROR; fatal, crit -> CRITICAL; warn -> WARNING), and the ones counted as errors.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_ERROR_LEVELS = ("ERROR", "CRITICAL")
+# Log lines (case-insensitive regexes) that the Logs board counts and the Loki alerts fire on:
+# CUDA out of memory, and a vLLM engine dying (V0 AsyncLLMEngine, V1 EngineCore).
+LOG_CUDA_OOM = "CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation"
+LOG_ENGINE_DEAD = "EngineDeadError|AsyncEngineDeadError|EngineCore.*(died|failed|fatal|exception)|Engine loop has died"
+
 
 class MixinError(ValueError):
     """A value in the mixin that rules or boards cannot be built from; names the key."""
