@@ -33,8 +33,8 @@ def groups() -> list[Group]:
                   summary='LiteLLM lost its database.',
                   description='LiteLLM (asked by {{ $labels.instance }}) has reported its database disconnected for 5 minutes; keys, spend tracking and budgets do not work.'),
             alert('LitellmDeploymentUnhealthy', """\
-max by (litellm_model_name, api_base) (litellm_deployment_state) >= 1
-  or max by (litellm_model_name, api_base) (llmwatch_litellm_deployment_healthy == 0)
+max by (litellm_model_name, api_base, simulated) (litellm_deployment_state) >= 1
+  or max by (litellm_model_name, api_base, simulated) (llmwatch_litellm_deployment_healthy == 0)
 """, for_='5m', severity='warning',
                   summary='A deployment behind LiteLLM is unhealthy.',
                   description='Deployment {{ $labels.litellm_model_name }} at {{ $labels.api_base }} has been in partial or full outage for 5 minutes; LiteLLM routes around it or fails.'),

@@ -27,7 +27,7 @@ def groups() -> list[Group]:
                   summary='A vLLM server answers but its engine is dead.',
                   description='vLLM {{ $labels.container }} serves /metrics but /health has failed for a minute; requests to it fail.'),
             alert('VllmOnLostGpu', """\
-max by (container) (
+max by (container, simulated) (
     llmwatch_vllm_container_gpu and on (gpu) (llmwatch_gpu_up == 0)
   or label_replace(llmwatch_vllm_container_gpu, "uuid", "$1", "gpu", "(GPU-.+)")
        and on (uuid) (llmwatch_gpu_info and on (gpu) (llmwatch_gpu_up == 0))
