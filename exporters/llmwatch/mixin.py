@@ -27,6 +27,15 @@ VLLM_ITL_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75
 
 DEFAULT_MODEL = "default"  # the model_name under which the default SLO is served
 
+# Log levels as Alloy writes the level label whatever the program wrote (config/alloy/config.alloy:
+# error, err, Error -> ERROR; fatal, crit -> CRITICAL; warn -> WARNING), and the ones counted as errors.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_ERROR_LEVELS = ("ERROR", "CRITICAL")
+# Log lines (case-insensitive regexes) that the Logs board counts and the Loki alerts fire on:
+# CUDA out of memory, and a vLLM engine dying (V0 AsyncLLMEngine, V1 EngineCore).
+LOG_CUDA_OOM = "CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation"
+LOG_ENGINE_DEAD = "EngineDeadError|AsyncEngineDeadError|EngineCore.*(died|failed|fatal|exception)|Engine loop has died"
+
 
 class MixinError(ValueError):
     """A value in the mixin that rules or boards cannot be built from; names the key."""
@@ -119,12 +128,22 @@ class Mixin:
     vllm_error_ratio: Threshold = Threshold(warning=0.01, critical=0.05)  # 5xx share per server
     litellm_error_ratio: Threshold = Threshold(warning=0.01, critical=0.05)  # failed share per proxy
     kv_cache_usage: Threshold = Threshold(warning=0.8, critical=0.95)  # alert at critical, boards show both
+    # Error-ratio and burn-rate alerts stay quiet below this many requests per second over their
+    # window (0.05: 15 in 5 minutes, 180 in an hour): with a trickle, one failed or slow request
+    # is a large share, and a model with a handful of requests an hour would page.
+    min_request_rate: float = 0.05
+    # Share of requests refused as the client's fault (4xx: bad request, invalid or expired key,
+    # rate or budget limit) above which the info-level client-error alerts show it. Never a page:
+    # the fix is with the client, and the server-error alerts leave these requests out.
+    client_error_ratio: float = 0.1
     # Burn-rate alerts (Google SRE workbook): page at 14.4x over 1 h and 5 m, ticket at 6x over
     # 6 h and 30 m.
     fast_burn: float = 14.4
     slow_burn: float = 6.0
     # node-exporter filesystems that are real disks (not tmpfs, overlays, snaps).
     filesystem_selector: str = 'fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|fuse.*"'
+    # node-exporter network devices that are physical NICs (not loopback, Docker's bridges and veths).
+    network_device_selector: str = 'device!~"lo|veth.*|docker.*|br-.*|virbr.*|cali.*|flannel.*|cni.*|tun.*|tap.*"'
     ports: Ports = Ports()
 
     def ttft_threshold(self, slo: float) -> Threshold:

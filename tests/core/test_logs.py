@@ -27,3 +27,18 @@ def test_exceptions_stay_on_one_line():
         logging.getLogger("x").exception("boom")
     assert stream.getvalue().count("\n") == 1
     assert "ValueError: bad" in stream.getvalue()
+
+
+def test_httpx_request_lines_are_off_unless_debugging():
+    stream = io.StringIO()
+    configure("INFO", stream=stream)
+    logging.getLogger("httpx").info('HTTP Request: GET http://vllm-a:8000/metrics "HTTP/1.1 200 OK"')
+    logging.getLogger("httpcore.connection").info("connect_tcp.started")
+    logging.getLogger("httpx").warning("retrying")
+    assert "HTTP Request" not in stream.getvalue() and "connect_tcp" not in stream.getvalue()
+    assert "level=WARNING logger=httpx" in stream.getvalue()
+
+    debug = io.StringIO()
+    configure("DEBUG", stream=debug)
+    logging.getLogger("httpx").info('HTTP Request: GET http://vllm-a:8000/metrics "HTTP/1.1 200 OK"')
+    assert "HTTP Request" in debug.getvalue()

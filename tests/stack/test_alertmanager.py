@@ -5,17 +5,20 @@ receiver combination, the routing tree."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import bcrypt
+import httpx
 import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
 from llmwatch.tools.stack_config import render
 from tests.conftest import require_binary
+from tests.procs import Process, free_port, wait_until
 
 pytestmark = pytest.mark.integration  # promtool / amtool, real binaries
 
@@ -35,8 +38,10 @@ def amtool(*args: str, cwd: Path = ALERTMANAGER) -> subprocess.CompletedProcess:
 
 
 def stack_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``llmwatch stack-config`` in a clean environment, importing the same llmwatch as the tests."""
+    python_path = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
     return subprocess.run([sys.executable, "-m", "llmwatch", "stack-config", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env})
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **python_path, **env})
 
 
 def integrations(config_path: Path) -> dict[str, set[str]]:
@@ -56,6 +61,11 @@ def test_committed_config_passes_amtool_and_sends_nothing():
     ({"alertname": "GpuThermalSlowdown", "severity": "warning", "gpu": "3"}, "warning"),
     ({"alertname": "LitellmKeyExpiringSoon", "severity": "info"}, "default"),
     ({"alertname": "SomethingNew"}, "default"),
+    # the demo's alerts (simulated="true" on every demo target) notify no one, whatever their severity
+    ({"alertname": "VllmTtftP95High", "severity": "critical", "simulated": "true", "model_name": "demo"}, "simulated"),
+    ({"alertname": "GpuLost", "severity": "critical", "simulated": "true", "gpu": "0"}, "simulated"),
+    ({"alertname": "LitellmDeploymentUnhealthy", "severity": "warning", "simulated": "true"}, "simulated"),
+    ({"alertname": "GpuLost", "severity": "critical", "simulated": "false", "gpu": "0"}, "critical"),
 ])
 def test_routes(labels, receiver):
     result = amtool("config", "routes", "test", "--config.file=alertmanager.yml", f"--verify.receivers={receiver}",
@@ -84,7 +94,8 @@ def test_every_receiver_configured_passes_amtool(tmp_path):
         "default": set(),
         "critical": {"webhook_configs", "slack_configs", "email_configs", "pagerduty_configs"},
         "warning": {"webhook_configs", "slack_configs", "email_configs"},
-        "watchdog": {"webhook_configs"}}
+        "watchdog": {"webhook_configs"},
+        "simulated": set()}
     check = amtool("check-config", str(config), cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "receiver critical: email_configs, pagerduty_configs, slack_configs, webhook_configs" in result.stdout
@@ -199,3 +210,84 @@ def test_alertmanager_gets_the_same_basic_auth_as_prometheus(tmp_path):
 def test_a_runbook_url_with_an_anchor_is_refused(tmp_path):
     result = stack_config(tmp_path, BASE | {"LLMWATCH_RUNBOOK_URL": "https://x.example/runbooks.md#top"})
     assert result.returncode == 2 and "LLMWATCH_RUNBOOK_URL" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory):
+    """The Alertmanager docker-compose.yml pins (or Debian's) with the committed configuration."""
+    tmp = tmp_path_factory.mktemp("alertmanager")
+    url = f"http://127.0.0.1:{free_port()}"
+    process = Process([require_binary("alertmanager"), f"--config.file={ALERTMANAGER / 'alertmanager.yml'}",
+                       f"--storage.path={tmp / 'data'}", f"--web.listen-address={url.removeprefix('http://')}",
+                       "--cluster.listen-address="], tmp / "alertmanager.log")
+    try:
+        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 60, "Alertmanager ready")
+        yield url
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{process.log()}") from None
+    finally:
+        process.stop()
+
+
+# (alerts that fire together: labels, and the state each target must reach; None for the sources)
+INHIBITIONS = {
+    "fast TTFT burn silences the TTFT p95 alert of its model": [
+        ({"alertname": "TtftSloFastBurn", "severity": "critical", "model_name": "llama"}, None),
+        ({"alertname": "VllmTtftP95High", "severity": "critical", "model_name": "llama"}, "suppressed"),
+        ({"alertname": "VllmTtftP95High", "severity": "critical", "model_name": "qwen"}, "active")],
+    "LiteLLM down silences the probe's failures through it": [
+        ({"alertname": "LitellmProxyDown", "severity": "critical", "job": "llmwatch-litellm", "instance": "litellm-exporter:9901"}, None),
+        ({"alertname": "ProbeThroughLitellmFailing", "severity": "critical", "job": "llmwatch-probe", "target": "litellm",
+          "model": "llama"}, "suppressed"),
+        ({"alertname": "ProbeEngineFailing", "severity": "warning", "job": "llmwatch-probe", "target": "vllm-a", "model": "llama"},
+         "active")],
+    "a lost GPU silences its XID alerts, not another GPU's": [
+        ({"alertname": "GpuLost", "severity": "critical", "instance": "gpu-exporter:9445", "gpu": "3"}, None),
+        ({"alertname": "GpuXidHardwareError", "severity": "critical", "instance": "gpu-exporter:9445", "gpu": "3", "xid": "79"},
+         "suppressed"),
+        ({"alertname": "GpuXidContainedEccError", "severity": "warning", "instance": "gpu-exporter:9445", "gpu": "3", "xid": "94"},
+         "suppressed"),
+        ({"alertname": "GpuXidHardwareError", "severity": "critical", "instance": "gpu-exporter:9445", "gpu": "4", "xid": "79"},
+         "active")],
+    "a vLLM on a lost GPU: its engine alerts are silenced, another container's are not": [
+        ({"alertname": "VllmOnLostGpu", "severity": "info", "container": "vllm-a"}, None),
+        ({"alertname": "VllmEngineUnhealthy", "severity": "critical", "container": "vllm-a"}, "suppressed"),
+        ({"alertname": "VllmInstanceDown", "severity": "critical", "container": "vllm-a"}, "suppressed"),
+        ({"alertname": "VllmEngineUnhealthy", "severity": "critical", "container": "vllm-b"}, "active")],
+    "the vLLM exporter down silences what is derived from vLLM's series": [
+        ({"alertname": "ExporterDown", "severity": "critical", "job": "llmwatch-vllm", "instance": "vllm-exporter:9902"}, None),
+        ({"alertname": "VllmQueueGrowing", "severity": "warning", "container": "vllm-a", "model_name": "llama"}, "suppressed"),
+        ({"alertname": "TtftSloFastBurn", "severity": "critical", "model_name": "llama"}, "suppressed"),
+        ({"alertname": "GpuLost", "severity": "critical", "instance": "gpu-exporter:9445", "gpu": "0"}, "active")],
+    "LiteLLM's /metrics down silences the rates read from it": [
+        ({"alertname": "LitellmMetricsDown", "severity": "warning", "job": "litellm", "instance": "litellm:4000"}, None),
+        ({"alertname": "LitellmErrorRate", "severity": "critical", "job": "litellm"}, "suppressed"),
+        ({"alertname": "LitellmBudgetNearlySpent", "severity": "warning", "job": "llmwatch-litellm"}, "active")],
+    "a demo exporter down silences the demo's alerts, never the real ones": [
+        ({"alertname": "ExporterDown", "severity": "critical", "job": "llmwatch-gpu", "simulated": "true"}, None),
+        ({"alertname": "GpuThermalSlowdown", "severity": "warning", "gpu": "1", "simulated": "true"}, "suppressed"),
+        ({"alertname": "GpuThermalSlowdown", "severity": "warning", "gpu": "1"}, "active")],
+}
+
+
+@pytest.mark.parametrize("case", list(INHIBITIONS))
+def test_one_fault_pages_once(alertmanager, case):
+    """Inhibition, which amtool cannot test offline, in the real Alertmanager: each group of alerts
+    is posted, its targets read back, then resolved so that it cannot silence the next group."""
+    alerts = [{"labels": labels | {"case": case}, "annotations": {"summary": "test"}} for labels, _ in INHIBITIONS[case]]
+    httpx.post(f"{alertmanager}/api/v2/alerts", json=alerts, timeout=5).raise_for_status()
+    expected = {(labels["alertname"], tuple(sorted(labels.items()))): state
+                for labels, state in INHIBITIONS[case] if state}
+
+    def states():
+        got = httpx.get(f"{alertmanager}/api/v2/alerts", params={"filter": f'case="{case}"'}, timeout=5).json()
+        found = {(a["labels"]["alertname"], tuple(sorted((k, v) for k, v in a["labels"].items() if k != "case"))):
+                 a["status"]["state"] for a in got}
+        found = {key: state for key, state in found.items() if key in expected}
+        return found if len(found) == len(expected) and "unprocessed" not in found.values() else None
+
+    try:
+        assert wait_until(states, 30, f"the alerts of {case!r} in Alertmanager") == expected
+    finally:
+        resolved = [a | {"endsAt": "2000-01-01T00:00:00Z"} for a in alerts]
+        httpx.post(f"{alertmanager}/api/v2/alerts", json=resolved, timeout=5).raise_for_status()

@@ -24,11 +24,19 @@ PROMETHEUS = REPO / "config" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS / "tests").glob("*_test.yml"))
 RUNBOOKS = REPO / "docs" / "runbooks.md"
+# Loki's ruler: log-based alerts, held to the same conventions (their LogQL is checked with
+# Grafana's grammar in tests/dashboards/test_structure.py; promtool cannot read LogQL).
+LOKI_RULE_FILES = sorted((REPO / "config" / "loki" / "rules").rglob("*.yml"))
 
 
-def rules(kind: str) -> list[dict]:
-    return [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+def rules(kind: str, files: list[Path] = RULE_FILES) -> list[dict]:
+    return [rule for path in files for group in yaml.safe_load(path.read_text())["groups"]
             for rule in group["rules"] if kind in rule]
+
+
+def every_alert() -> list[dict]:
+    """The alerts of Prometheus and of Loki's ruler."""
+    return rules("alert") + rules("alert", LOKI_RULE_FILES)
 
 
 def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
@@ -67,7 +75,8 @@ def test_the_unit_tests_catch_a_changed_threshold(tmp_path):
 def test_every_alert_has_severity_summary_description_and_runbook():
     anchors = {re.sub(r"[^a-z0-9-]", "", line[3:].strip().lower().replace(" ", "-"))
                for line in RUNBOOKS.read_text().splitlines() if line.startswith("## ")}
-    for rule in rules("alert"):
+    assert rules("alert", LOKI_RULE_FILES), "the Loki ruler has its alerts"
+    for rule in every_alert():
         name, labels, notes = rule["alert"], rule.get("labels", {}), rule.get("annotations", {})
         assert re.fullmatch(r"[A-Z][A-Za-z0-9]+", name), f"{name}: CamelCase names"
         assert labels.get("severity") in {"critical", "warning", "info", "none"}, name
@@ -81,7 +90,7 @@ def test_every_alert_has_severity_summary_description_and_runbook():
 
 
 def test_every_runbook_section_belongs_to_an_alert():
-    names = {rule["alert"] for rule in rules("alert")}
+    names = {rule["alert"] for rule in every_alert()}
     sections = {line[3:].strip() for line in RUNBOOKS.read_text().splitlines() if line.startswith("## ")}
     assert sections - {"How to use these runbooks"} == names
 

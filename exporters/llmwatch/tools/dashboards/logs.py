@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from llmwatch.mixin import LOG_CUDA_OOM, LOG_ENGINE_DEAD, LOG_ERROR_LEVELS
 from llmwatch.tools.dashboards.grafana import (BAD, OK, WARN, dashboard, link, logs, loki, loki_label_variable, row,
                                           stat, steps, textbox_variable, timeseries)
 
 UID = "llmwatch-logs"
 SEL = '{container=~"$container"}'
-ERRORS = '{container=~"$container", level=~"ERROR|CRITICAL"}'
-# Lines that mean a vLLM engine died or failed a request, across versions (V0 AsyncLLMEngine, V1 EngineCore).
-ENGINE = '|~ "(?i)(EngineDeadError|AsyncEngineDeadError|EngineCore.*(died|failed|exception)|Engine loop has died)"'
-OOM_LINES = "CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation"
-OOM = f'|~ "(?i)({OOM_LINES})"'
-GPU = f'|~ "(?i)({OOM_LINES}|NCCL (WARN|error)|CUDA error|Xid|uncorrectable ECC)"'
+# Alloy normalises every level to one spelling (mixin.LOG_LEVELS), so an exact match finds Go's
+# level=error as well as Python's ERROR.
+ERRORS = f'{{container=~"$container", level=~"{"|".join(LOG_ERROR_LEVELS)}"}}'
+ENGINE = f'|~ "(?i)({LOG_ENGINE_DEAD})"'
+OOM = f'|~ "(?i)({LOG_CUDA_OOM})"'
+GPU = f'|~ "(?i)({LOG_CUDA_OOM}|NCCL (WARN|error)|CUDA error|Xid|uncorrectable ECC)"'
 
 
 def build() -> dict:

@@ -53,5 +53,15 @@ def groups() -> list[Group]:
             alert('GpuNvlinkDown', 'llmwatch_gpu_nvlink_links_active < llmwatch_gpu_nvlink_links', for_='5m', severity='warning',
                   summary='A GPU has NVLink links down.',
                   description='GPU {{ $labels.gpu }} has {{ $value }} NVLink links up, fewer than it has; tensor-parallel traffic falls back to PCIe.'),
+            alert('GpuPcieLinkDegraded', """\
+llmwatch_gpu_pcie_link_width < llmwatch_gpu_pcie_link_max_width
+  or (
+    llmwatch_gpu_pcie_link_generation < llmwatch_gpu_pcie_link_max_generation
+      and on (job, instance, gpu) llmwatch_gpu_utilization_ratio > 0.5
+  )
+""", for_='15m', severity='warning',
+                  summary='A GPU runs its PCIe link below its maximum.',
+                  description='GPU {{ $labels.gpu }} has its PCIe link at {{ $value }} (lanes, or generation while busy), below what the GPU and slot allow, for 15 minutes: host-to-GPU transfers (model loading, CPU offload) are slower. A card not fully seated, a riser or a BIOS setting.',
+                  comment='Width below its maximum is a fault at any load; the generation drops at idle to save power,\nso it counts only while the GPU is busy.'),
         ]),
     ]

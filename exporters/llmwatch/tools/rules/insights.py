@@ -20,6 +20,8 @@ Burn rate = share of bad requests / error budget (1 - 0.95 for the p95 latency S
 error SLO for errors). Alerts follow the multiwindow multi-burn-rate recipe of the Google SRE workbook:
 page at 14.4x over 1 h and 5 m (2 % of a 30-day budget in an hour), ticket at 6x over 6 h and
 30 m (5 % in 6 hours); both windows must burn, so an alert stops soon after the burning does.
+Below mixin.py's min_request_rate over the long window they stay quiet: a model with a handful
+of requests an hour burns "fast" when two of them are slow, and that is no page.
 Tests: config/prometheus/tests/insights_test.yml. Runbooks: docs/runbooks.md.
 """
 
@@ -74,8 +76,8 @@ sum(llmwatch_insights_heartbeat_min_bpm)
         ]),
         Group('llmwatch-insights-slo', [
             *slo_met_rules(m),
-            record('model_name:llmwatch_goodput:ratio_rate5m', 'model_name:vllm_ttft_slo_met:ratio_rate5m * on (model_name) model_name:vllm_tpot_slo_met:ratio_rate5m', comment="Goodput: the share of requests meeting both latency SLOs. vLLM's histograms do not pair a\nrequest's TTFT with its TPOT, so the two shares are multiplied (as if independent)."),
-            record('model_name:llmwatch_goodput_requests:rate5m', 'model_name:llmwatch_goodput:ratio_rate5m * on (model_name) sum by (model_name) (rate(vllm:e2e_request_latency_seconds_count[5m]))'),
+            record('model_name:llmwatch_goodput:ratio_rate5m', 'model_name:vllm_ttft_slo_met:ratio_rate5m * on (model_name, simulated) model_name:vllm_tpot_slo_met:ratio_rate5m', comment="Goodput: the share of requests meeting both latency SLOs. vLLM's histograms do not pair a\nrequest's TTFT with its TPOT, so the two shares are multiplied (as if independent)."),
+            record('model_name:llmwatch_goodput_requests:rate5m', 'model_name:llmwatch_goodput:ratio_rate5m * on (model_name, simulated) sum by (model_name, simulated) (rate(vllm:e2e_request_latency_seconds_count[5m]))'),
         ]),
         Group('llmwatch-insights-burn-rate', burn_rate_rules(m)),
         Group('llmwatch-insights-slo-alerts', [
@@ -88,6 +90,7 @@ sum(llmwatch_insights_heartbeat_min_bpm)
 
 
 WINDOWS = ("5m", "30m", "1h", "6h")
+LONG_WINDOWS = ("1h", "6h")  # the burn-rate alerts' long windows, where the traffic guard looks
 # p95 latency SLOs: 5 % of requests may be slower than the bound.
 LATENCY_BUDGET = 0.05
 
@@ -108,8 +111,8 @@ def slo_met_rules(m: Mixin) -> list:
         for i, (matcher, bound) in enumerate(m.slo.groups(attribute)):
             le = f'le=~"{le_matcher(bound)}"'
             rules.append(record(record_name, (
-                f"sum by (model_name) (rate({histogram}_bucket{_with(matcher, le)}[5m]))\n"
-                f"  / (sum by (model_name) (rate({histogram}_count{_with(matcher)}[5m])) > 0)\n"),
+                f"sum by (model_name, simulated) (rate({histogram}_bucket{_with(matcher, le)}[5m]))\n"
+                f"  / (sum by (model_name, simulated) (rate({histogram}_count{_with(matcher)}[5m])) > 0)\n"),
                 comment="Share of requests within the SLO bound, per model (5 m): the bucket at the bound / count."
                 if i == 0 and attribute == "ttft_p95_seconds" else ""))
     return rules
@@ -121,9 +124,9 @@ def burn_rate_rules(m: Mixin) -> list:
         le = f'le=~"{le_matcher(bound)}"'
         for j, window in enumerate(WINDOWS):
             rules.append(record(f"model_name:llmwatch_slo_ttft_burn_rate:{window}", (
-                f"(1 - sum by (model_name) (rate(vllm:time_to_first_token_seconds_bucket"
+                f"(1 - sum by (model_name, simulated) (rate(vllm:time_to_first_token_seconds_bucket"
                 f"{_with(matcher, le)}[{window}]))\n"
-                f"  / (sum by (model_name) (rate(vllm:time_to_first_token_seconds_count{_with(matcher)}[{window}])) > 0))"
+                f"  / (sum by (model_name, simulated) (rate(vllm:time_to_first_token_seconds_count{_with(matcher)}[{window}])) > 0))"
                 f" / {fmt(LATENCY_BUDGET)}\n"),
                 comment=f"TTFT: share of requests slower than the model's SLO ({fmt(bound)} s here) over each window,\n"
                         f"divided by the budget {fmt(LATENCY_BUDGET)}." if j == 0 else ""))
@@ -132,14 +135,22 @@ def burn_rate_rules(m: Mixin) -> list:
         for j, window in enumerate(WINDOWS):
             rules.append(record(f"model_name:llmwatch_slo_error_burn_rate:{window}", (
                 "(\n"
-                f"  sum by (model_name) (sum by (container) (rate(http_requests_total{{handler=~\"/v1/.*\", status=\"5xx\"}}[{window}]))\n"
+                f"  sum by (model_name, simulated) (sum by (container, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\", status=\"5xx\"}}[{window}]))\n"
                 f"    * on (container) group_left (model_name) {info})\n"
-                f"  / (sum by (model_name) (sum by (container) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
+                f"  / (sum by (model_name, simulated) (sum by (container, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
                 f"    * on (container) group_left (model_name) {info}) > 0)\n"
                 f") / {fmt(budget)}\n"),
                 comment="Errors: 5xx answers of the OpenAI API per model (HTTP counters are per container; the\n"
                         f"container's model comes from llmwatch_vllm_instance_info), divided by the budget {fmt(budget)}."
                 if j == 0 else ""))
+    for window in LONG_WINDOWS:
+        rules.append(record(f"model_name:llmwatch_slo_ttft_requests:rate{window}",
+                            f"sum by (model_name, simulated) (rate(vllm:time_to_first_token_seconds_count[{window}]))",
+                            comment="Requests per second behind each burn rate over the alerts' long windows: the minimum-traffic\n"
+                                    "guard." if window == LONG_WINDOWS[0] else ""))
+        rules.append(record(f"model_name:llmwatch_slo_error_requests:rate{window}", (
+            f"sum by (model_name, simulated) (sum by (container, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
+            "  * on (container) group_left (model_name) llmwatch_vllm_instance_info)\n")))
     return rules
 
 
@@ -156,8 +167,10 @@ def burn_rate_alerts(m: Mixin) -> list:
                 ("Slow", m.slow_burn, "6h", "30m", "15m", "warning", "five days", "for 6 hours")):
             rules.append(alert(
                 f"{what}Slo{speed}Burn",
-                f"model_name:llmwatch_slo_{slo}_burn_rate:{long} > {fmt(burn)} and on (model_name) "
-                f"model_name:llmwatch_slo_{slo}_burn_rate:{short} > {fmt(burn)}", for_=for_, severity=severity,
+                f"model_name:llmwatch_slo_{slo}_burn_rate:{long} > {fmt(burn)}\n"
+                f"  and on (model_name, simulated) model_name:llmwatch_slo_{slo}_burn_rate:{short} > {fmt(burn)}\n"
+                f"  and on (model_name, simulated) model_name:llmwatch_slo_{slo}_requests:rate{long} >= {fmt(m.min_request_rate)}\n",
+                for_=for_, severity=severity,
                 summary=summary + (" fast." if speed == "Fast" else "."),
                 description=f"{{{{ $labels.model_name }}}} {how(burn)} {lasting} "
                             "({{ $value | printf \"%.1f\" }}x the budget rate): a month's budget goes in "

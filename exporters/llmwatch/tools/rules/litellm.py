@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from llmwatch import mixin
-from llmwatch.mixin import fmt, percent
+from llmwatch.mixin import Mixin, fmt, percent
 from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
 LiteLLM alerts: the proxy's health and budgets from the llmwatch LiteLLM exporter, error and
 fallback rates from LiteLLM's own /metrics (job "litellm"). Thresholds from mixin.py, as for vLLM:
-error rate > 1 % warning / > 5 % critical. Tests: config/prometheus/tests/litellm_test.yml.
+server-side error rate > 1 % warning / > 5 % critical, only with at least min_request_rate
+requests per second; client errors (4xx) are information only. Tests: config/prometheus/tests/litellm_test.yml.
 """
 
 
 def groups() -> list[Group]:
-    errors = mixin.MIXIN.litellm_error_ratio
     return [
         Group('llmwatch-litellm', [
             alert('LitellmProxyDown', """\
@@ -33,17 +33,12 @@ def groups() -> list[Group]:
                   summary='LiteLLM lost its database.',
                   description='LiteLLM (asked by {{ $labels.instance }}) has reported its database disconnected for 5 minutes; keys, spend tracking and budgets do not work.'),
             alert('LitellmDeploymentUnhealthy', """\
-max by (litellm_model_name, api_base) (litellm_deployment_state) >= 1
-  or max by (litellm_model_name, api_base) (llmwatch_litellm_deployment_healthy == 0)
+max by (litellm_model_name, api_base, simulated) (litellm_deployment_state) >= 1
+  or max by (litellm_model_name, api_base, simulated) (llmwatch_litellm_deployment_healthy == 0)
 """, for_='5m', severity='warning',
                   summary='A deployment behind LiteLLM is unhealthy.',
                   description='Deployment {{ $labels.litellm_model_name }} at {{ $labels.api_base }} has been in partial or full outage for 5 minutes; LiteLLM routes around it or fails.'),
-            alert('LitellmErrorRate', f'job:litellm_proxy_errors:ratio_rate5m > {fmt(errors.warning)} and on (job) job:litellm_proxy_requests:rate5m > 0.01', for_='10m', severity='warning',
-                  summary=f'More than {percent(errors.warning)} of requests to LiteLLM fail.',
-                  description='LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes.'),
-            alert('LitellmErrorRate', f'job:litellm_proxy_errors:ratio_rate5m > {fmt(errors.critical)} and on (job) job:litellm_proxy_requests:rate5m > 0.01', for_='5m', severity='critical',
-                  summary=f'More than {percent(errors.critical)} of requests to LiteLLM fail.',
-                  description='LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes.'),
+            *error_alerts(mixin.MIXIN),
             alert('LitellmFallbackRate', 'requested_model:litellm_fallbacks:ratio_rate5m > 0.05', for_='10m', severity='warning',
                   summary='LiteLLM falls back to other deployments for more than 5 % of requests.',
                   description='Model group {{ $labels.requested_model }} needed a fallback for {{ $value | humanizePercentage }} of its requests over 5 minutes; its primary deployment is failing.'),
@@ -59,4 +54,23 @@ llmwatch_litellm_key_spend_usd / (llmwatch_litellm_key_max_budget_usd > 0) >= 0.
                   summary='A LiteLLM key expires within a week.',
                   description='Key {{ $labels.api_key_alias }} expires in {{ $value | humanizeDuration }}.'),
         ]),
+    ]
+
+
+def error_alerts(m: Mixin) -> list:
+    """Server-side failures page or warn; the client's own (4xx) are information only. Both stay
+    quiet below the mixin's minimum traffic."""
+    traffic = f"and on (job) job:litellm_proxy_requests:rate5m >= {fmt(m.min_request_rate)}"
+    return [
+        *(alert("LitellmErrorRate", f"job:litellm_proxy_errors:ratio_rate5m > {fmt(limit)} {traffic}", for_=for_,
+                severity=severity, summary=f"More than {percent(limit)} of requests to LiteLLM fail on the server side.",
+                description="LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes with a "
+                            "server-side error (5xx or no status); client errors (4xx) are not counted.")
+          for severity, limit, for_ in (("warning", m.litellm_error_ratio.warning, "10m"),
+                                        ("critical", m.litellm_error_ratio.critical, "5m"))),
+        alert("LitellmClientErrors", f"job:litellm_proxy_client_errors:ratio_rate5m > {fmt(m.client_error_ratio)} {traffic}",
+              for_="15m", severity="info",
+              summary=f"More than {percent(m.client_error_ratio)} of requests to LiteLLM are refused as client errors.",
+              description="LiteLLM answered {{ $value | humanizePercentage }} of requests over 5 minutes with a 4xx "
+                          "(bad request, invalid or expired key, rate or budget limit): a client to fix, not the server."),
     ]

@@ -32,6 +32,32 @@ def groups() -> list[Group]:
             alert('PrometheusConfigReloadFailed', 'prometheus_config_last_reload_successful == 0', for_='5m', severity='warning',
                   summary='Prometheus could not load its configuration.',
                   description='The last configuration reload of {{ $labels.instance }} failed; Prometheus runs the previous one.'),
+            alert('PrometheusTsdbCompactionsFailing', """\
+increase(prometheus_tsdb_compactions_failed_total[1h]) > 0
+  or increase(prometheus_tsdb_head_truncations_failed_total[1h]) > 0
+  or increase(prometheus_tsdb_reloads_failures_total[1h]) > 0
+""", for_='15m', severity='warning',
+                  summary='Prometheus fails to compact its storage.',
+                  description='Prometheus on {{ $labels.instance }} has failed compactions, head truncations or block reloads in the last hour; its memory and disk use grow until it stops.'),
+            alert('PrometheusTsdbWalFailing', """\
+increase(prometheus_tsdb_wal_writes_failed_total[10m]) > 0
+  or increase(prometheus_tsdb_wal_corruptions_total[10m]) > 0
+  or increase(prometheus_tsdb_wal_truncations_failed_total[1h]) > 0
+""", for_='', severity='critical',
+                  summary="Prometheus fails to write its write-ahead log.",
+                  description='Prometheus on {{ $labels.instance }} failed to write, truncate or read back its write-ahead log in the last minutes: samples are being lost (a full or read-only disk is the usual cause).'),
+            alert('LokiIngestionFailing', """\
+sum by (job, instance) (rate(loki_request_duration_seconds_count{route=~"loki_api_v1_push|api_prom_push", status_code=~"5.."}[5m])) > 0
+  or sum by (job, instance) (rate(loki_discarded_samples_total[5m])) > 0
+""", for_='10m', severity='warning',
+                  summary='Loki refuses or discards log lines.',
+                  description='Loki on {{ $labels.instance }} has answered pushes with 5xx or discarded lines (rate limit, too old, too long) for 10 minutes: those logs are lost.'),
+            alert('AlloyLogsNotShipped', """\
+sum by (job, instance) (rate(loki_write_dropped_entries_total[5m])) > 0
+  or sum by (job, instance) (rate(loki_write_batch_retries_total[5m])) > 0
+""", for_='10m', severity='warning',
+                  summary='Alloy cannot ship logs to Loki.',
+                  description='Alloy on {{ $labels.instance }} has retried or dropped batches of log lines bound for Loki for 10 minutes; dropped lines are lost.'),
             alert('PrometheusAlertmanagerUnreachable', 'increase(prometheus_notifications_errors_total[5m]) > 0 or prometheus_notifications_alertmanagers_discovered < 1', for_='10m', severity='warning',
                   summary='Prometheus cannot hand alerts to Alertmanager.',
                   description='Prometheus on {{ $labels.instance }} has failed to send alerts to Alertmanager for 10 minutes.'),

@@ -7,6 +7,9 @@ from llmwatch.tools.rules.build import Group, record
 HEADER = """\
 Recording rules: the per-model percentiles, token rates and error ratios the dashboards and
 alerts share. Names follow level:metric:operations. Windows are 5m (10 scrapes at 30 s).
+Aggregations keep the label simulated (absent on real targets, "true" on the demo's), as the
+insights, LiteLLM and probe rules do, so an alert on the demo's servers still carries it and
+Alertmanager routes it to the receiver that notifies no one.
 Tests: config/prometheus/tests/recording_test.yml.
 """
 
@@ -14,45 +17,53 @@ Tests: config/prometheus/tests/recording_test.yml.
 def groups() -> list[Group]:
     return [
         Group('llmwatch-vllm-recording', [
-            record('model_name:vllm_time_to_first_token_seconds:p50_5m', 'histogram_quantile(0.50, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))', comment="Latency percentiles per served model, from vLLM's histograms (all versions are\nnormalised to the newest names by the vLLM exporter)."),
-            record('model_name:vllm_time_to_first_token_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))'),
-            record('model_name:vllm_time_to_first_token_seconds:p99_5m', 'histogram_quantile(0.99, sum by (model_name, le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))'),
-            record('model_name:vllm_inter_token_latency_seconds:p50_5m', 'histogram_quantile(0.50, sum by (model_name, le) (rate(vllm:inter_token_latency_seconds_bucket[5m])))'),
-            record('model_name:vllm_inter_token_latency_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, le) (rate(vllm:inter_token_latency_seconds_bucket[5m])))'),
-            record('model_name:vllm_inter_token_latency_seconds:p99_5m', 'histogram_quantile(0.99, sum by (model_name, le) (rate(vllm:inter_token_latency_seconds_bucket[5m])))'),
-            record('model_name:vllm_e2e_request_latency_seconds:p50_5m', 'histogram_quantile(0.50, sum by (model_name, le) (rate(vllm:e2e_request_latency_seconds_bucket[5m])))'),
-            record('model_name:vllm_e2e_request_latency_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, le) (rate(vllm:e2e_request_latency_seconds_bucket[5m])))'),
-            record('model_name:vllm_e2e_request_latency_seconds:p99_5m', 'histogram_quantile(0.99, sum by (model_name, le) (rate(vllm:e2e_request_latency_seconds_bucket[5m])))'),
-            record('model_name:vllm_request_queue_time_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, le) (rate(vllm:request_queue_time_seconds_bucket[5m])))'),
-            record('model_name:vllm_generation_tokens:rate5m', 'sum by (model_name) (rate(vllm:generation_tokens_total[5m]))', comment='Throughput per model.'),
-            record('model_name:vllm_prompt_tokens:rate5m', 'sum by (model_name) (rate(vllm:prompt_tokens_total[5m]))'),
-            record('model_name:vllm_requests:rate5m', 'sum by (model_name) (rate(vllm:request_success_total[5m]))'),
-            record('container:vllm_http_requests:rate5m', 'sum by (container) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))', comment="Share of OpenAI-API requests answered 5xx, per container (vLLM's HTTP counters carry no\nmodel label). Only /v1/ handlers: health checks and /metrics are not user traffic."),
+            record('model_name:vllm_time_to_first_token_seconds:p50_5m', 'histogram_quantile(0.50, sum by (model_name, simulated, le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))', comment="Latency percentiles per served model, from vLLM's histograms (all versions are\nnormalised to the newest names by the vLLM exporter)."),
+            record('model_name:vllm_time_to_first_token_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, simulated, le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))'),
+            record('model_name:vllm_time_to_first_token_seconds:p99_5m', 'histogram_quantile(0.99, sum by (model_name, simulated, le) (rate(vllm:time_to_first_token_seconds_bucket[5m])))'),
+            record('model_name:vllm_inter_token_latency_seconds:p50_5m', 'histogram_quantile(0.50, sum by (model_name, simulated, le) (rate(vllm:inter_token_latency_seconds_bucket[5m])))'),
+            record('model_name:vllm_inter_token_latency_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, simulated, le) (rate(vllm:inter_token_latency_seconds_bucket[5m])))'),
+            record('model_name:vllm_inter_token_latency_seconds:p99_5m', 'histogram_quantile(0.99, sum by (model_name, simulated, le) (rate(vllm:inter_token_latency_seconds_bucket[5m])))'),
+            record('model_name:vllm_e2e_request_latency_seconds:p50_5m', 'histogram_quantile(0.50, sum by (model_name, simulated, le) (rate(vllm:e2e_request_latency_seconds_bucket[5m])))'),
+            record('model_name:vllm_e2e_request_latency_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, simulated, le) (rate(vllm:e2e_request_latency_seconds_bucket[5m])))'),
+            record('model_name:vllm_e2e_request_latency_seconds:p99_5m', 'histogram_quantile(0.99, sum by (model_name, simulated, le) (rate(vllm:e2e_request_latency_seconds_bucket[5m])))'),
+            record('model_name:vllm_request_queue_time_seconds:p95_5m', 'histogram_quantile(0.95, sum by (model_name, simulated, le) (rate(vllm:request_queue_time_seconds_bucket[5m])))'),
+            record('model_name:vllm_generation_tokens:rate5m', 'sum by (model_name, simulated) (rate(vllm:generation_tokens_total[5m]))', comment='Throughput per model.'),
+            record('model_name:vllm_prompt_tokens:rate5m', 'sum by (model_name, simulated) (rate(vllm:prompt_tokens_total[5m]))'),
+            record('model_name:vllm_requests:rate5m', 'sum by (model_name, simulated) (rate(vllm:request_success_total[5m]))'),
+            record('container:vllm_http_requests:rate5m', 'sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))', comment="Share of OpenAI-API requests answered 5xx, per container (vLLM's HTTP counters carry no\nmodel label). Only /v1/ handlers: health checks and /metrics are not user traffic."),
             record('container:vllm_http_errors:ratio_rate5m', """\
-sum by (container) (rate(http_requests_total{handler=~"/v1/.*", status="5xx"}[5m]))
-  / sum by (container) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))
+sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*", status="5xx"}[5m]))
+  / sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))
 """),
+            record('container:vllm_http_client_errors:ratio_rate5m', """\
+sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*", status="4xx"}[5m]))
+  / sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))
+""", comment="Share answered 4xx: the client's fault (bad request, unknown model, context too long), kept\napart from the server errors above."),
         ]),
         Group('llmwatch-litellm-recording', [
-            record('job:litellm_proxy_requests:rate5m', 'sum by (job) (rate(litellm_proxy_total_requests_metric_total[5m]))', comment='Client-visible failures of the proxy, and upstream failures and fallbacks per model group.'),
+            record('job:litellm_proxy_requests:rate5m', 'sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))', comment='Client-visible failures of the proxy, and upstream failures and fallbacks per model group.'),
             record('job:litellm_proxy_errors:ratio_rate5m', """\
-sum by (job) (rate(litellm_proxy_failed_requests_metric_total[5m]))
-  / sum by (job) (rate(litellm_proxy_total_requests_metric_total[5m]))
+sum by (job, simulated) (rate(litellm_proxy_failed_requests_metric_total{exception_status!~"4.."}[5m]))
+  / sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))
+""", comment="Server-side failures: LiteLLM labels a failed request with the HTTP status it answered\n(exception_status; \"None\" when the exception carried none, counted here). 4xx (400 bad request,\n401 invalid or expired key, 429 rate or budget limit) is the client's and has its own ratio."),
+            record('job:litellm_proxy_client_errors:ratio_rate5m', """\
+sum by (job, simulated) (rate(litellm_proxy_failed_requests_metric_total{exception_status=~"4.."}[5m]))
+  / sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))
 """),
             record('requested_model:litellm_deployment_failures:ratio_rate5m', """\
-sum by (requested_model) (rate(litellm_deployment_failure_responses_total[5m]))
-  / sum by (requested_model) (rate(litellm_deployment_total_requests_total[5m]))
+sum by (requested_model, simulated) (rate(litellm_deployment_failure_responses_total[5m]))
+  / sum by (requested_model, simulated) (rate(litellm_deployment_total_requests_total[5m]))
 """),
             record('requested_model:litellm_fallbacks:ratio_rate5m', """\
 (
   (
-    sum by (requested_model) (rate(litellm_deployment_successful_fallbacks_total[5m]))
-      + sum by (requested_model) (rate(litellm_deployment_failed_fallbacks_total[5m]))
+    sum by (requested_model, simulated) (rate(litellm_deployment_successful_fallbacks_total[5m]))
+      + sum by (requested_model, simulated) (rate(litellm_deployment_failed_fallbacks_total[5m]))
   )
-  or sum by (requested_model) (rate(litellm_deployment_successful_fallbacks_total[5m]))
-  or sum by (requested_model) (rate(litellm_deployment_failed_fallbacks_total[5m]))
+  or sum by (requested_model, simulated) (rate(litellm_deployment_successful_fallbacks_total[5m]))
+  or sum by (requested_model, simulated) (rate(litellm_deployment_failed_fallbacks_total[5m]))
 )
-  / sum by (requested_model) (rate(litellm_deployment_total_requests_total[5m]))
+  / sum by (requested_model, simulated) (rate(litellm_deployment_total_requests_total[5m]))
 """),
         ]),
         Group('llmwatch-langfuse-recording', [
@@ -62,8 +73,8 @@ sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
 """),
         ]),
         Group('llmwatch-gpu-recording', [
-            record('job:llmwatch_gpu_utilization_ratio:avg', 'avg by (job) (llmwatch_gpu_utilization_ratio)'),
-            record('job:llmwatch_gpu_power_watts:sum', 'sum by (job) (llmwatch_gpu_power_watts)'),
+            record('job:llmwatch_gpu_utilization_ratio:avg', 'avg by (job, simulated) (llmwatch_gpu_utilization_ratio)'),
+            record('job:llmwatch_gpu_power_watts:sum', 'sum by (job, simulated) (llmwatch_gpu_power_watts)'),
             record('gpu:llmwatch_gpu_memory_used:ratio', 'llmwatch_gpu_memory_used_bytes / llmwatch_gpu_memory_total_bytes'),
         ]),
     ]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from llmwatch import mixin
-from llmwatch.mixin import Mixin, percent, seconds
+from llmwatch.mixin import Mixin, fmt, percent, seconds
 from llmwatch.tools.rules.build import Group, alert, matching
 
 HEADER = """\
 vLLM alerts, from the llmwatch vLLM exporter (every vLLM version under the newest names).
 Latency alerts fire at multiples of each model's own SLO (mixin.py: TTFT p95 above 1.5x the
 SLO warns and 3x pages; time per output token above the SLO warns and 3x pages); a model with
-no latency SLO (an embedding model) has no latency alert. Error ratio per server: mixin.py.
+no latency SLO (an embedding model) has no latency alert. Error ratio per server: 5xx only (4xx
+are information only), quiet below mixin.py's minimum traffic.
 Tests: config/prometheus/tests/vllm_test.yml. Runbooks: docs/runbooks.md.
 """
 
@@ -25,6 +26,17 @@ def groups() -> list[Group]:
             alert('VllmEngineUnhealthy', 'llmwatch_vllm_healthy == 0 and on (container) llmwatch_vllm_up == 1', for_='1m', severity='critical',
                   summary='A vLLM server answers but its engine is dead.',
                   description='vLLM {{ $labels.container }} serves /metrics but /health has failed for a minute; requests to it fail.'),
+            alert('VllmOnLostGpu', """\
+max by (container, simulated) (
+    llmwatch_vllm_container_gpu and on (gpu) (llmwatch_gpu_up == 0)
+  or label_replace(llmwatch_vllm_container_gpu, "uuid", "$1", "gpu", "(GPU-.+)")
+       and on (uuid) (llmwatch_gpu_info and on (gpu) (llmwatch_gpu_up == 0))
+  or llmwatch_vllm_container_gpu{gpu="all"} and on () (llmwatch_gpu_up == 0)
+)
+""", for_='', severity='info',
+                  summary='A vLLM server runs on a GPU that is lost.',
+                  description='vLLM {{ $labels.container }} was given a GPU that stopped answering NVML (see GpuLost); its other alerts are consequences, and Alertmanager silences them while this fires.',
+                  comment="The containers Docker gave a lost GPU (by index, by UUID through llmwatch_gpu_info, or \"all\"\nGPUs): one info alert each, the source of the inhibition of their engine alerts\n(config/alertmanager/alertmanager.yml), since GpuLost itself has no container label."),
             alert('VllmQueueGrowing', 'min_over_time(vllm:num_requests_waiting[10m]) > 0 and deriv(vllm:num_requests_waiting[10m]) > 0', for_='5m', severity='warning',
                   summary='Requests are piling up in a vLLM queue.',
                   description='vLLM {{ $labels.container }} ({{ $labels.model_name }}) has had requests waiting for 15 minutes and the queue keeps growing; it needs more capacity or less traffic.'),
@@ -67,12 +79,20 @@ def latency_alerts(m: Mixin) -> list:
 
 
 def error_alerts(m: Mixin) -> list:
+    """5xx answers warn or page; 4xx (the client's fault) are information only. Both stay quiet
+    below the mixin's minimum traffic."""
+    traffic = f"and on (container) container:vllm_http_requests:rate5m >= {fmt(m.min_request_rate)}"
     return [
-        alert("VllmErrorRate", f"container:vllm_http_errors:ratio_rate5m > {limit:g} and on (container) "
-                               "container:vllm_http_requests:rate5m > 0.01", for_=for_, severity=severity,
-              summary=f"More than {percent(limit)} of a vLLM server's API requests fail.",
-              description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
-                          "requests with a 5xx over 5 minutes.")
-        for severity, limit, for_ in (("warning", m.vllm_error_ratio.warning, "10m"),
-                                      ("critical", m.vllm_error_ratio.critical, "5m"))
+        *(alert("VllmErrorRate", f"container:vllm_http_errors:ratio_rate5m > {limit:g} {traffic}", for_=for_,
+                severity=severity, summary=f"More than {percent(limit)} of a vLLM server's API requests fail.",
+                description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
+                            "requests with a 5xx over 5 minutes.")
+          for severity, limit, for_ in (("warning", m.vllm_error_ratio.warning, "10m"),
+                                        ("critical", m.vllm_error_ratio.critical, "5m"))),
+        alert("VllmClientErrors", f"container:vllm_http_client_errors:ratio_rate5m > {fmt(m.client_error_ratio)} {traffic}",
+              for_="15m", severity="info",
+              summary=f"More than {percent(m.client_error_ratio)} of a vLLM server's API requests are client errors.",
+              description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 requests "
+                          "with a 4xx over 5 minutes (bad request, unknown model, prompt longer than the context): "
+                          "a client to fix, not the server."),
     ]
