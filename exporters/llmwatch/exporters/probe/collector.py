@@ -146,38 +146,44 @@ class ProbeExporter:
         self.turns = 0  # finished turns of all targets (tests wait on it)
         self._changed = threading.Condition()
         self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()  # bound to the loop at first use, in the loop's thread
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),),
-                                        name="probe-loop", daemon=True)
+        self._main_task: asyncio.Task | None = None
+        self._thread = threading.Thread(target=self._run, name="probe-loop", daemon=True)
         if start:
             self._thread.start()
 
     # -- the loop --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        self._main_task = self._loop.create_task(self._main())
+        try:
+            self._loop.run_until_complete(self._main_task)
+        except asyncio.CancelledError:  # close()
+            pass
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+
     async def _main(self) -> None:
+        """Rounds every ``interval`` until close() cancels this task, which cancels every turn."""
         limits = httpx.Limits(max_connections=max(self.concurrency * 2, 8), max_keepalive_connections=self.concurrency)
         running: dict[str, asyncio.Task] = {}
         gate = asyncio.Semaphore(self.concurrency)
         async with httpx.AsyncClient(limits=limits, headers={"User-Agent": "llmwatch-probe"},
                                      follow_redirects=False) as client:
-            while not self._stop.is_set():
-                started = self._loop.time()
-                try:
-                    await self._round(client, running, gate)
-                except Exception:
-                    log.exception("probe round failed")
-                    self.collector.errors.add("probe_loop")
-                with self._changed:
-                    self.rounds += 1
-                    self._changed.notify_all()
-                wait = max(0.0, started + self.interval - self._loop.time())
-                try:
-                    await asyncio.wait_for(self._stop.wait(), wait)
-                except TimeoutError:
-                    pass
-            for task in running.values():
-                task.cancel()
-            await asyncio.gather(*running.values(), return_exceptions=True)
-        await self._loop.shutdown_asyncgens()
+            try:
+                while True:
+                    started = self._loop.time()
+                    try:
+                        await self._round(client, running, gate)
+                    except Exception:
+                        log.exception("probe round failed")
+                        self.collector.errors.add("probe_loop")
+                    with self._changed:
+                        self.rounds += 1
+                        self._changed.notify_all()
+                    await asyncio.sleep(max(0.0, started + self.interval - self._loop.time()))
+            finally:
+                for task in running.values():
+                    task.cancel()
+                await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _round(self, client: httpx.AsyncClient, running: dict[str, asyncio.Task], gate) -> None:
         probes, failed = await self.source.probes()
@@ -295,7 +301,9 @@ class ProbeExporter:
         yield from fams.values()
 
     def close(self) -> None:
+        """Cancel every probe in flight and stop the loop, within 2 s whatever a target does (the
+        loop's thread is a daemon: a call that ignores cancellation cannot hold the process up)."""
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=self.timeout + 5)
+            self._loop.call_soon_threadsafe(lambda: self._main_task.cancel())
+            self._thread.join(timeout=2)
         self.source.close()

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
-from dataclasses import replace
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import httpx
 
@@ -26,6 +27,7 @@ from llmwatch.exporters.probe import StaticTarget
 from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,30 @@ def model_ids(payload: bytes, *, base_only: bool) -> list[str]:
     if not ids:
         raise ValueError("no models listed")
     return ids
+
+
+async def in_daemon_thread(work: Callable[[], T]) -> T:
+    """``await work()`` run in a daemon thread. Not the loop's executor: the interpreter joins
+    executor threads at exit, so a Docker call that hangs would hold the process up after SIGTERM."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if not future.done():  # the awaiting turn may have been cancelled
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = work(), None
+        except Exception as e:
+            result, error = None, e
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop has closed: nobody waits any more
+            pass
+
+    threading.Thread(target=run, name="probe-docker", daemon=True).start()
+    return await future
 
 
 class TargetSource:
@@ -121,7 +147,7 @@ class TargetSource:
         engines = list(self.vllm_static)
         if self.discovery is not None:
             try:
-                engines += await asyncio.get_running_loop().run_in_executor(None, self.discovery.targets)
+                engines += await in_daemon_thread(self.discovery.targets)
             except Exception as e:  # docker SDK and requests errors: the engine cannot be asked
                 log.warning("cannot list vLLM containers", extra={"error": str(e)})
                 failed.append("docker")
