@@ -111,3 +111,16 @@ def exporter(name: str, port: int, log: Path, env: dict[str, str] | None = None,
     if proc.proc.poll() is not None:
         raise AssertionError(f"{name} exporter exited with {proc.proc.returncode}:\n{proc.log()}")
     return proc
+
+
+def seconds_to_exit(process: Process, limit: float = 30.0) -> float:
+    """SIGTERM ``process`` and measure how long it takes to exit; killed (and ``limit`` returned) past ``limit``."""
+    started = time.monotonic()
+    process.proc.terminate()
+    try:
+        process.proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        process.proc.kill()
+        process.proc.wait()
+        return limit
+    return time.monotonic() - started

@@ -1,10 +1,11 @@
 """Langfuse v2 from its Postgres: Langfuse's own definitions of scores, token usage and cost; bounded
-queries on its indexes; a slow, lost or unreachable database as up 0."""
+queries on its indexes; a slow, stalled, lost or unreachable database as up 0."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from datetime import datetime, timedelta
 
 import psycopg
@@ -12,6 +13,7 @@ import pytest
 
 from llmwatch.exporters.langfuse import postgres as pg
 from llmwatch.simulation.langfuse import Dataset, FakeLangfuseServer, Model, Observation, Score, generate
+from tests.fakes.tcp_proxy import StallingProxy
 from tests.langfuse.database import load
 from tests.langfuse.scenarios import LATER, NOW, arrivals, dataset, make_exporter, naive, read_twice, v2_database
 from tests.langfuse.truth import assert_totals, counted
@@ -188,3 +190,41 @@ def test_v2_and_v4_agree_on_latency_percentiles(v2):
         assert v4_values
         for labels, v in v4_values.items():
             assert samples(text_v2)[(name, labels)] == pytest.approx(v)
+
+
+def test_a_stalled_database_is_db_timeout_within_the_budget_with_one_read_in_flight(v2, postgres):
+    """The statement timeout runs on the server; a server (or network) that stops answering must
+    still end the scrape within its budget, and later scrapes must not each leave a thread waiting."""
+    server, dsn = v2
+    with StallingProxy("127.0.0.1", postgres.port) as proxy:
+        proxied = dsn.replace(f":{postgres.port}/", f":{proxy.port}/")
+        exporter = make_exporter(server.url, database_url=proxied, cache_seconds=0, budget=1.0)
+        with contextlib.closing(exporter):
+            assert value(render_within(exporter, 10), "llmwatch_langfuse_up") == 1
+            proxy.stall()
+            started = time.monotonic()
+            text = render_within(exporter, 10)
+            assert time.monotonic() - started < 2.5
+            assert value(text, "llmwatch_langfuse_up") == 0
+            assert value(text, "llmwatch_langfuse_scrape_errors_total", reason="db_timeout") == 1
+            threads = threading.active_count()
+            for _ in range(5):
+                started = time.monotonic()
+                text = render_within(exporter, 10)
+                assert time.monotonic() - started < 1.0  # the read in flight is not waited for again
+            assert threading.active_count() == threads
+            assert value(text, "llmwatch_langfuse_up") == 0
+            assert value(text, "llmwatch_langfuse_scrape_errors_total", reason="db_timeout") == 6
+            proxy.resume()
+            assert exporter.source.wait(10)
+            assert value(render_within(exporter, 10), "llmwatch_langfuse_up") == 1
+
+
+def render_within(exporter, seconds: float) -> str:
+    """render(exporter), failing (not hanging) when it takes longer than ``seconds``."""
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(render(exporter)), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert result, f"the scrape did not end within {seconds}s"
+    return result[0]

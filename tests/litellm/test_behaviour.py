@@ -336,3 +336,28 @@ def test_budget_windows_soft_budgets_and_reset_times():
     assert value(text, "llmwatch_litellm_team_budget_reset_timestamp_seconds", team_alias="search") == 1796083200
     assert value(text, "llmwatch_litellm_key_budget_reset_timestamp_seconds", api_key_alias="svc-01") == 1796083200
     assert value(text, "llmwatch_litellm_user_budget_reset_timestamp_seconds", user="alice") == 1796083200
+
+
+class LivelinessAnswers(FakeLitellmServer):
+    """A proxy whose liveness probe answers ``status``; every other endpoint answers as usual."""
+
+    def __init__(self, status: int):
+        super().__init__()
+        self.status = status
+
+    def answer(self, path, headers):
+        if path.startswith("/health/liveliness"):
+            return self.status, "application/json", b'{"error": {"message": "no"}}'
+        return super().answer(path, headers)
+
+
+@pytest.mark.parametrize("status, reason", [(500, "http_status"), (429, "http_status"), (401, "auth"),
+                                            (403, "auth")])
+def test_a_liveliness_answer_other_than_2xx_is_endpoint_up_0_with_its_reason(status, reason):
+    with LivelinessAnswers(status) as server, contextlib.closing(make_exporter(server.url)) as exporter:
+        text = render(exporter)
+    assert value(text, "llmwatch_litellm_endpoint_up", endpoint="/health/liveliness") == 0
+    assert value(text, "llmwatch_litellm_scrape_errors_total", reason=reason) == 1
+    assert value(text, "llmwatch_litellm_alive") == 0
+    assert value(text, "llmwatch_litellm_up") == 0
+    assert value(text, "llmwatch_litellm_endpoint_up", endpoint="/model/info") == 1

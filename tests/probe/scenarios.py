@@ -44,7 +44,8 @@ def run_round(source: TargetSource, expected_probes: int, **kwargs) -> str:
                              stall=kwargs.pop("stall", 2.0), prompt="Say ok.", max_tokens=8, concurrency=4,
                              now=lambda: NOW, stream_clock=stepping_clock, **kwargs)
     with contextlib.closing(exporter):
-        assert exporter.wait_for(lambda e: e.rounds >= 1 and e.probes_done >= expected_probes, 20), "probes did not end"
+        assert exporter.wait_for(lambda e: e.rounds >= 1 and e.probes_done >= expected_probes
+                                and e.turns >= len(e.state.targets), 20), "probes did not end"
         return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", render(exporter))
 
 

@@ -1,9 +1,13 @@
-"""The probe loop: one probe in flight per target, bounded concurrency, timing, settings."""
+"""The probe loop: one probe in flight per target, bounded concurrency, timing, settings, slow and
+dripping targets, stale successes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 
+import httpx
 import pytest
 
 from llmwatch.core import settings as settings_mod
@@ -11,6 +15,7 @@ from llmwatch.exporters import known_sections
 from llmwatch.exporters.probe import READS, ProbeSettings, StaticTarget, build, parse_targets
 from llmwatch.exporters.probe.collector import ProbeExporter
 from llmwatch.exporters.probe.targets import TargetSource
+from tests.fakes.dripping import DrippingServer
 from tests.fakes.streaming import ScriptedStreamServer, openai_events
 from tests.probe.scenarios import TGI
 from tests.procs import render, value
@@ -131,3 +136,53 @@ def test_bad_settings_fail_at_start_naming_the_key(monkeypatch):
         settings_mod.load("probe", ProbeSettings, known_sections=known_sections(), reads=READS)
     problems = "\n".join(caught.value.problems)
     assert "probe.max_tokens (env LLMWATCH_PROBE__MAX_TOKENS) must be >= 2" in problems
+
+
+def test_a_dripping_model_list_delays_no_other_target():
+    # the dripping server sends a byte every 50 ms, well within the 0.5 s stall: only an overall
+    # deadline on its model list ends the read, and meanwhile the healthy target keeps its turns
+    with DrippingServer() as drip, ScriptedStreamServer(openai_events(2)) as healthy:
+        source = TargetSource(static=[StaticTarget("drip", drip.url, "openai", "", ""),
+                                      StaticTarget("healthy", healthy.url, "openai", "m", "")], timeout=0.5)
+        with contextlib.closing(exporter(source, stall=0.5)) as probe:
+            assert probe.wait_for(lambda e: e.probes_done >= 3, 10), "the healthy target waited on the dripping one"
+            assert probe.wait_for(lambda e: e.collector.errors.snapshot()["models"] >= 1, 10)
+            text = render(probe)
+    assert value(text, "llmwatch_probe_up", target="healthy") == 1
+    assert value(text, "llmwatch_probe_up", target="drip") == 0
+
+
+def test_a_model_list_is_read_within_its_deadline_and_size_cap():
+    async def resolve(server, **options):
+        source = TargetSource(**options)
+        async with httpx.AsyncClient() as client:
+            start = time.monotonic()
+            probe = await source.resolve(client, source._target(name="t", url=server.url, api="openai",
+                                                                 via="direct", source="settings", model="", key=""))
+            return probe, time.monotonic() - start
+
+    with DrippingServer() as drip:
+        probe, seconds = asyncio.run(resolve(drip, timeout=0.3))
+    assert probe.problem == "/v1/models: no complete answer within 0.3s" and probe.models == ()
+    assert seconds < 2
+    with ScriptedStreamServer([], models=[f"model-{i}" for i in range(100)]) as big:
+        probe, _ = asyncio.run(resolve(big, max_body_bytes=1024))
+        assert probe.problem == "/v1/models: ValueError: answer larger than 1024 bytes"
+        probe, _ = asyncio.run(resolve(big))
+        assert probe.models == ("model-0",) and not probe.problem
+
+
+def test_up_is_0_once_the_last_success_is_older_than_two_intervals_and_two_timeouts():
+    clock = [1_795_000_000.0]
+    with ScriptedStreamServer(openai_events(2)) as server:
+        with contextlib.closing(exporter(static(server), interval=60, timeout=5.0, now=lambda: clock[0])) as probe:
+            assert probe.wait_for(lambda e: e.probes_done >= 1, 20)
+            text = render(probe)
+            assert value(text, "llmwatch_probe_up", target="t0") == 1
+            assert value(text, "llmwatch_probe_last_success_timestamp_seconds", target="t0") == clock[0]
+            clock[0] += 2 * 60 + 2 * 5  # no further probe has ended: the interval is a minute
+            assert value(render(probe), "llmwatch_probe_up", target="t0") == 1
+            clock[0] += 1
+            text = render(probe)
+    assert value(text, "llmwatch_probe_up", target="t0") == 0
+    assert value(text, "llmwatch_probe_last_success_timestamp_seconds", target="t0") == 1_795_000_000.0

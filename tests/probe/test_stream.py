@@ -172,3 +172,11 @@ def test_parsers_survive_any_json_shape(value):
             parse(data)
         except s.Malformed:
             pass
+
+
+def test_an_error_answer_is_quoted_from_its_first_bytes_not_read_whole():
+    # a 500 whose body goes on for minutes: its first 300 bytes name it, the rest is not waited for
+    with ScriptedStreamServer([b"x" * 400, 60.0, b"never read"], status=500, content_type="text/plain") as server:
+        out = run(server.url, timeout=3.0, stall=2.0)
+    assert out.outcome == "http_status" and out.status == 500
+    assert out.detail == "HTTP 500: " + "x" * 300

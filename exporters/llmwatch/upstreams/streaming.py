@@ -35,6 +35,7 @@ APIS = ("openai", "tgi", "ollama")
 # that is not the API's stream format; stream_error: an error event, a connection cut mid-stream
 # or a stream without its terminator; empty: a complete stream without a single token.
 OUTCOMES = ("ok", "connect", "timeout", "stalled", "http_status", "malformed", "stream_error", "empty")
+ERROR_TEXT_BYTES = 300  # of an error answer's body, quoted in the outcome's detail
 _PATHS = {"openai": "/v1/chat/completions", "tgi": "/generate_stream", "ollama": "/api/chat"}
 
 
@@ -164,6 +165,17 @@ def parse_ollama(line: str) -> Piece:
 PARSERS: dict[str, Callable[[str], Piece]] = {"openai": parse_openai, "tgi": parse_tgi, "ollama": parse_ollama}
 
 
+async def _head(response: httpx.Response, size: int) -> bytes:
+    """The first ``size`` bytes of the body: an error's body is only quoted, never read whole (it
+    may be huge, or drip)."""
+    head = b""
+    async for chunk in response.aiter_bytes():
+        head += chunk
+        if len(head) >= size:
+            break
+    return head[:size]
+
+
 async def _events(api: str, response: httpx.Response) -> AsyncIterator[str]:
     if api == "ollama":
         async for line in response.aiter_lines():
@@ -223,7 +235,7 @@ async def stream(client: httpx.AsyncClient, base_url: str, api: str, body: dict,
             async with client.stream("POST", url, json=body, headers=headers, timeout=limits) as response:
                 status = response.status_code
                 if status != 200:
-                    text = (await response.aread())[:300].decode("utf-8", "replace")
+                    text = (await _head(response, ERROR_TEXT_BYTES)).decode("utf-8", "replace")
                     return clock.outcome("http_status", f"HTTP {status}: {text}", status)
                 async with aclosing(_events(api, response)) as events:
                     async for data in events:

@@ -194,6 +194,8 @@ class InsightsExporter:
         values = {name: by_label(a, "model_name") for name, a in answers.items()}
         results = {}
         for model in sorted(values["replicas"]):
+            if self._stop.is_set():  # closing: a forecast takes seconds per model
+                return
             workload = Workload(
                 request_rate=values["request_rate"].get(model, 0.0),
                 prompt_p50=values["prompt_p50"].get(model, math.nan),
@@ -326,9 +328,11 @@ class InsightsExporter:
                                     value=forecast_seconds)
 
     def close(self) -> None:
+        """Stop the forecast within 2 s: it ends at the next model, and its thread is a daemon, so
+        a query still waiting on Prometheus cannot hold the process up."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=2)
         self.source.close()
 
 

@@ -5,6 +5,12 @@ Every query reads a time range of ``observations``, ``traces`` or ``scores`` thr
 timeout, in a read-only session. The connection is opened lazily and dropped on any error, so
 the next refresh reconnects by itself.
 
+The statement timeout runs on the server, so it cannot end a wait on a server (or a network) that
+has stalled. Every call therefore runs in a worker thread and the scrape waits for it at most its
+budget: past that the read is ``db_timeout`` (up 0) and the worker is left to end on its own
+(libpq's TCP keepalives end it on a dead peer). Until it has ended, later reads fail at once with
+``db_timeout``: one read in flight, never a pile of threads waiting on the same stalled server.
+
 What is read follows Langfuse v2's own definitions: costs are ``observations_view``'s
 ``calculated_total_cost`` (the cost computed at ingestion, else the user's, else, for rows from
 before Langfuse computed costs, usage times the price row that applied); token counters take
@@ -18,7 +24,11 @@ in are naive UTC datetimes.
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 import psycopg
 
@@ -61,8 +71,12 @@ GROUP BY 1, 2
 PROJECTS = "SELECT id, name FROM projects"
 
 
-# db_connect: cannot reach or log in; db_timeout: statement_timeout hit; db_query: any other failure.
+# db_connect: cannot reach or log in; db_timeout: statement_timeout hit, or no answer within the
+# scrape's budget; db_query: any other failure.
 ERRORS = ("db_connect", "db_timeout", "db_query")
+# libpq's TCP keepalives: a peer that vanished without a word ends the read within about 30 s
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 15, "keepalives_interval": 5, "keepalives_count": 3}
+T = TypeVar("T")
 
 
 def _percentiles(values) -> dict[str, float]:
@@ -77,12 +91,48 @@ class PostgresSource:
         self.statement_timeout_ms = max(int(statement_timeout * 1000), 1)
         self.connect_timeout = max(int(connect_timeout), 1)
         self._conn: psycopg.Connection | None = None
+        self._in_flight: concurrent.futures.Future | None = None
+        self._closed = False
+
+    def _bounded(self, work: Callable[[], T], timeout: float) -> T:
+        """``work()`` in a worker thread, waited for at most ``timeout`` seconds; one at a time.
+
+        A daemon thread, not an executor's: the interpreter joins executor threads at exit, and a
+        worker stuck on a stalled server would then hold the process up.
+        """
+        if self._in_flight is not None and not self._in_flight.done():
+            raise SourceError("db_timeout", "the previous read of the database has not ended yet")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._in_flight = future
+
+        def run() -> None:
+            try:
+                future.set_result(work())
+            except BaseException as e:  # handed to the waiting scrape, or dropped if it gave up
+                future.set_exception(e)
+            finally:
+                if self._closed:  # closed while this waited: nobody else may touch the connection
+                    self._drop()
+
+        threading.Thread(target=run, name="langfuse-postgres", daemon=True).start()
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise SourceError("db_timeout", f"no answer from the database within {timeout:.1f}s") from None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the read in flight, if any, to end; False if it is still running."""
+        future = self._in_flight
+        if future is not None:
+            concurrent.futures.wait([future], timeout)
+        return future is None or future.done()
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
             try:
                 self._conn = psycopg.connect(
                     self.dsn, autocommit=True, connect_timeout=self.connect_timeout, application_name="llmwatch",
+                    **KEEPALIVES,
                     options=f"-c statement_timeout={self.statement_timeout_ms} -c default_transaction_read_only=on")
             except psycopg.Error as e:
                 raise SourceError("db_connect", _first_line(e)) from None
@@ -90,12 +140,16 @@ class PostgresSource:
 
     def identify(self, timeout: float) -> str:
         """Which database this is (server and database name, never the password): the ledger's owner."""
-        info = self._connection().info
+        info = self._bounded(self._connection, timeout).info
         return f"postgres {info.host}:{info.port}/{info.dbname}"
 
     def read(self, settle: list[tuple[datetime, datetime]], window: tuple[datetime, datetime] | None,
              latency: tuple[datetime, datetime], timeout: float) -> Reading:
-        """Each statement is bounded by the statement timeout, not ``timeout`` (one per query)."""
+        """All of it within ``timeout``; each statement also within the statement timeout."""
+        return self._bounded(lambda: self._read(settle, window, latency), timeout)
+
+    def _read(self, settle: list[tuple[datetime, datetime]], window: tuple[datetime, datetime] | None,
+              latency: tuple[datetime, datetime]) -> Reading:
         conn = self._connection()
         try:
             with conn.cursor() as cur:
@@ -110,7 +164,7 @@ class PostgresSource:
         except psycopg.errors.QueryCanceled as e:
             raise SourceError("db_timeout", _first_line(e)) from None
         except psycopg.Error as e:
-            self.close()  # a lost server, a failover: start afresh next time
+            self._drop()  # a lost server, a failover: start afresh next time
             raise SourceError("db_query", _first_line(e)) from None
 
     @staticmethod
@@ -128,6 +182,12 @@ class PostgresSource:
         return out
 
     def close(self) -> None:
+        self._closed = True
+        if self._in_flight is None or self._in_flight.done():
+            self._drop()
+        # else the worker still uses the connection: it drops it when it ends
+
+    def _drop(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()

@@ -144,8 +144,7 @@ class LitellmExporter:
 
         alive = replies["/health/liveliness"]
         ready, readiness = self._readiness(replies["/health/readiness"], errors, failed)
-        if alive.error not in ("", "http_status"):
-            self._fail("/health/liveliness", alive.error, alive.detail, errors, failed)
+        self._check_alive(alive, errors, failed)
         if DETAILS in replies:
             self.details.drop()
             found = self._readiness_details(replies[DETAILS], errors, failed)
@@ -178,6 +177,17 @@ class LitellmExporter:
 
         up = ready is not None and not failed
         return self._families(up, alive, ready, readiness, failed)
+
+    def _check_alive(self, alive: Reply, errors: ScrapeErrors, failed: list[str]) -> None:
+        """Liveliness answers 200 when the proxy lives; anything else (500, 401, 429) fails its
+        endpoint, with auth for 401/403 as on every other endpoint."""
+        if alive.status in (401, 403):
+            self._fail("/health/liveliness", "auth", f"HTTP {alive.status}: the proxy asks for a key on its "
+                       "liveness probe; set LLMWATCH_LITELLM__MASTER_KEY", errors, failed)
+        elif alive.error == "http_status" and not 200 <= alive.status < 300:
+            self._fail("/health/liveliness", "http_status", alive.detail, errors, failed)
+        elif alive.error not in ("", "http_status"):
+            self._fail("/health/liveliness", alive.error, alive.detail, errors, failed)
 
     def _readiness(self, reply: Reply, errors: ScrapeErrors, failed: list[str]) -> tuple[bool | None, Readiness | None]:
         """(ready, what the answer says): ready is None when the proxy did not answer readably.

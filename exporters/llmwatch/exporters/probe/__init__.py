@@ -95,6 +95,7 @@ class ProbeSettings:
     litellm_models: list = setting(check=_models, help="model groups probed through LiteLLM; empty: all")
     litellm_key: str = setting(secret=True, help="LiteLLM key for the probe; empty: litellm.master_key")
     models_cache_seconds: float = setting(min=0, max=86400, help="model lists read again after this long")
+    max_body_bytes: int = setting(min=1024, max=1 << 30, help="a model list larger than this is refused")
 
 
 def build(settings: Settings[ProbeSettings]):
@@ -113,7 +114,7 @@ def build(settings: Settings[ProbeSettings]):
         vllm_static=parse_static_targets(vllm.targets) if probe.vllm else [], discovery=discovery,
         litellm_url=litellm.url if probe.litellm else "", litellm_key=probe.litellm_key or litellm.master_key,
         litellm_models=tuple(probe.litellm_models), models_seconds=probe.models_cache_seconds,
-        timeout=min(probe.stall_seconds, probe.timeout_seconds))
+        timeout=min(probe.stall_seconds, probe.timeout_seconds), max_body_bytes=probe.max_body_bytes)
     return ProbeExporter(source, interval=probe.interval_seconds, timeout=probe.timeout_seconds,
                          stall=probe.stall_seconds, prompt=probe.prompt, max_tokens=probe.max_tokens,
                          concurrency=probe.concurrency)

@@ -6,14 +6,20 @@ thread runs one asyncio loop; every ``interval`` seconds each target whose previ
 finished gets a new one (never two in flight on one target), at most ``concurrency`` at once.
 A scrape reads the accumulated state under a lock: it never waits on an upstream.
 
+A round only lists the targets; everything that waits on a target (reading its model list,
+streaming) happens in that target's own turn, so a slow or dripping target delays nobody else.
+
 Targets that leave (a container removed) take their series with them; ``llmwatch_probe_up``
-says per target whether its latest probes all succeeded.
+says per target whether its latest probes all succeeded, and only while that success is recent
+(:meth:`ProbeExporter.fresh_seconds`): a target whose turns have stopped ending reads 0, not
+the ``1`` of long ago.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from bisect import bisect_left
@@ -83,28 +89,45 @@ class ProbeState:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.targets: dict[str, Probe] = {}
+        self.targets: dict[str, Probe] = {}  # as the latest round listed them
+        self.models: dict[str, tuple[str, ...]] = {}  # per target, as its latest turn found them
         self.up: dict[str, bool] = {}
+        self.last_success: dict[str, float] = {}  # when all of a target's latest probes last succeeded
         self.series: dict[tuple[str, str], Series] = {}
 
     def set_targets(self, probes: list[Probe]) -> None:
         with self.lock:
             self.targets = {p.target: p for p in probes}
             self.up = {name: self.up.get(name, False) for name in self.targets}
+            self.last_success = {n: t for n, t in self.last_success.items() if n in self.targets}
+            self.models = {n: m for n, m in self.models.items() if n in self.targets}
             for p in probes:
-                if p.problem:
-                    self.up[p.target] = False
-            self.series = {key: s for key, s in self.series.items()
-                           if key[0] in self.targets and key[1] in self.targets[key[0]].models}
+                if not p.list_models:
+                    self.models[p.target] = p.models
+            self._keep_series()
+
+    def resolved(self, probe: Probe) -> None:
+        """A turn read ``probe``'s models (or failed to: ``problem``)."""
+        with self.lock:
+            if probe.target not in self.targets:
+                return
+            self.models[probe.target] = probe.models
+            if probe.problem:
+                self.up[probe.target] = False
+            self._keep_series()
+
+    def _keep_series(self) -> None:
+        self.series = {key: s for key, s in self.series.items() if key[1] in self.models.get(key[0], ())}
 
     def record(self, target: str, model: str, outcome: Outcome, when: float) -> None:
         with self.lock:
             if target not in self.targets:  # left while its probe ran
                 return
             self.series.setdefault((target, model), Series()).record(outcome, when)
-            probe = self.targets[target]
-            lasts = [self.series.get((target, m)) for m in probe.models]
+            lasts = [self.series.get((target, m)) for m in self.models.get(target, ())]
             self.up[target] = all(s is not None and s.last is not None and s.last.ok for s in lasts)
+            if self.up[target]:
+                self.last_success[target] = when
 
 
 class ProbeExporter:
@@ -120,56 +143,76 @@ class ProbeExporter:
         self.collector = ExporterCollector("probe", self.scrape, reasons=ERRORS)
         self.rounds = 0  # finished rounds of target listing (tests wait on it)
         self.probes_done = 0
+        self.turns = 0  # finished turns of all targets (tests wait on it)
         self._changed = threading.Condition()
         self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()  # bound to the loop at first use, in the loop's thread
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),),
-                                        name="probe-loop", daemon=True)
+        self._main_task: asyncio.Task | None = None
+        self._thread = threading.Thread(target=self._run, name="probe-loop", daemon=True)
         if start:
             self._thread.start()
 
     # -- the loop --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        self._main_task = self._loop.create_task(self._main())
+        try:
+            self._loop.run_until_complete(self._main_task)
+        except asyncio.CancelledError:  # close()
+            pass
+        finally:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+
     async def _main(self) -> None:
+        """Rounds every ``interval`` until close() cancels this task, which cancels every turn."""
         limits = httpx.Limits(max_connections=max(self.concurrency * 2, 8), max_keepalive_connections=self.concurrency)
         running: dict[str, asyncio.Task] = {}
         gate = asyncio.Semaphore(self.concurrency)
         async with httpx.AsyncClient(limits=limits, headers={"User-Agent": "llmwatch-probe"},
                                      follow_redirects=False) as client:
-            while not self._stop.is_set():
-                started = self._loop.time()
-                try:
-                    await self._round(client, running, gate)
-                except Exception:
-                    log.exception("probe round failed")
-                    self.collector.errors.add("probe_loop")
-                with self._changed:
-                    self.rounds += 1
-                    self._changed.notify_all()
-                wait = max(0.0, started + self.interval - self._loop.time())
-                try:
-                    await asyncio.wait_for(self._stop.wait(), wait)
-                except TimeoutError:
-                    pass
-            for task in running.values():
-                task.cancel()
-            await asyncio.gather(*running.values(), return_exceptions=True)
-        await self._loop.shutdown_asyncgens()
+            try:
+                while True:
+                    started = self._loop.time()
+                    try:
+                        await self._round(client, running, gate)
+                    except Exception:
+                        log.exception("probe round failed")
+                        self.collector.errors.add("probe_loop")
+                    with self._changed:
+                        self.rounds += 1
+                        self._changed.notify_all()
+                    await asyncio.sleep(max(0.0, started + self.interval - self._loop.time()))
+            finally:
+                for task in running.values():
+                    task.cancel()
+                await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _round(self, client: httpx.AsyncClient, running: dict[str, asyncio.Task], gate) -> None:
-        probes, failed = await self.source.probes(client)
+        probes, failed = await self.source.probes()
         for source in failed:
             self.collector.errors.add(source)
-        self.collector.errors.add("models", sum(1 for p in probes if p.problem))
         self.state.set_targets(probes)
         for probe in probes:
             task = running.get(probe.target)
-            if probe.problem or (task is not None and not task.done()):
-                continue  # one probe in flight per target: a slow target is probed less often
-            running[probe.target] = asyncio.create_task(self._probe(client, probe, gate))
+            if task is not None and not task.done():
+                continue  # one turn in flight per target: a slow target is probed less often
+            running[probe.target] = asyncio.create_task(self._turn(client, probe, gate))
+            running[probe.target].add_done_callback(self._turn_ended)
         for name in [n for n, t in running.items() if t.done()]:
             del running[name]
 
-    async def _probe(self, client: httpx.AsyncClient, probe: Probe, gate: asyncio.Semaphore) -> None:
+    def _turn_ended(self, _task: asyncio.Task) -> None:
+        with self._changed:
+            self.turns += 1
+            self._changed.notify_all()
+
+    async def _turn(self, client: httpx.AsyncClient, probe: Probe, gate: asyncio.Semaphore) -> None:
+        """One target's turn: its model list when it needs one, then a probe of each model."""
+        if probe.list_models:
+            async with gate:
+                probe = await self.source.resolve(client, probe)
+            self.state.resolved(probe)
+            if probe.problem:
+                self.collector.errors.add("models")
+                return
         for model in probe.models:
             _, body = request_body(probe.api, model, self.prompt, self.max_tokens)
             async with gate:
@@ -183,6 +226,11 @@ class ProbeExporter:
                 self.probes_done += 1
                 self._changed.notify_all()
 
+    def fresh_seconds(self) -> float:
+        """How long a success keeps ``up`` at 1: a turn starts at most an interval after the last
+        ended, and a listing plus a probe take at most about two timeouts."""
+        return 2 * self.interval + 2 * self.timeout
+
     def wait_for(self, predicate: Callable[["ProbeExporter"], bool], timeout: float = 10.0) -> bool:
         """Block until ``predicate(self)`` holds (after a round or a probe), for tests and demo."""
         with self._changed:
@@ -190,13 +238,22 @@ class ProbeExporter:
 
     # -- a scrape --------------------------------------------------------------------------------
     def scrape(self, errors: ScrapeErrors) -> Iterable[Metric]:
+        now, fresh = self.now(), self.fresh_seconds()
         with self.state.lock:
             targets = dict(self.state.targets)
-            up = dict(self.state.up)
+            last_success = dict(self.state.last_success)
+            up = {name: ok and now - last_success.get(name, -math.inf) <= fresh
+                  for name, ok in self.state.up.items()}
             series = {key: (s, s.last, dict(s.outcomes), s.ttft.cumulative(), s.ttft.sum, s.tpot.cumulative(),
                             s.tpot.sum, s.e2e.cumulative(), s.e2e.sum, s.last_time)
                       for key, s in self.state.series.items()}
-        yield up_family("probe", "target", up, "1 when the latest probe of every model on the target succeeded.")
+        yield up_family("probe", "target", up, "1 when the latest probe of every model on the target succeeded, "
+                        "within the last two intervals and two timeouts.")
+        success = GaugeMetricFamily("llmwatch_probe_last_success_timestamp_seconds", "When the latest probes "
+                                    "of every model on the target last all succeeded (unix time).", labels=["target"])
+        for name in sorted(last_success, key=natural_key):
+            success.add_metric([name], last_success[name])
+        yield success
         info = GaugeMetricFamily("llmwatch_probe_target_info", "A probed target: how it is reached and where it "
                                  "came from (settings, vllm, docker, litellm).",
                                  labels=["target", "via", "api", "source", "url"])
@@ -244,7 +301,9 @@ class ProbeExporter:
         yield from fams.values()
 
     def close(self) -> None:
+        """Cancel every probe in flight and stop the loop, within 2 s whatever a target does (the
+        loop's thread is a daemon: a call that ignores cancellation cannot hold the process up)."""
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout=self.timeout + 5)
+            self._loop.call_soon_threadsafe(lambda: self._main_task.cancel())
+            self._thread.join(timeout=2)
         self.source.close()
