@@ -162,6 +162,8 @@ class FaultProxy:
             await self._serve(mode, reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client or the upstream went away: what a failing link does
+        except asyncio.CancelledError:
+            pass  # cut by a switch; ending normally spares Python 3.11's stream callback a traceback
         finally:
             self._connections.pop(task, None)
             writer.transport.abort()
