@@ -125,3 +125,17 @@ def test_stale_up_during_a_fault_is_a_problem_named_by_phase():
                  shutdown_seconds=1.0)
     assert rep.problems == ["vllm: 1 stale up 1 in phase hang (hang)"]
     assert rep.phases[0].up0_share == 0.5
+
+
+def test_an_answer_that_comes_after_its_phase_is_not_judged_on_its_up():
+    down = phase("down", "down", {}, 0.0, 10.0)
+    result = judge_phase("vllm", down, [scrape(6.0, 1.0, seconds=5.0), scrape(7.0, 0.0)], settle=5.0)
+    assert (result.scrapes, result.judged, result.stale_up1) == (2, 1, 0)
+
+
+def test_scrapes_still_open_at_sigterm_belong_to_the_shutdown():
+    phases = [phase("recovered", "ok", {}, 0.0, 10.0)]
+    in_flight = scrape(9.0, None, status=0, seconds=3.0)
+    rep = report("vllm", phases, [scrape(6.0, 1.0), in_flight], [], settle=5.0, tracebacks=0,
+                 shutdown_seconds=1.0, signalled=11.0)
+    assert rep.problems == [] and rep.scrapes == 1

@@ -1,9 +1,10 @@
 """The soak test's verdict: pure functions from recorded scrapes, resource samples and exits to a
 table and a list of problems (``scripts/soak`` records; this module judges).
 
-A phase puts one fault in force for a while. Scrapes that *start* in its first ``settle`` seconds
-are not judged on their ``up`` (an exporter may still finish a scrape begun before the fault), all
-others are: during a fault every faulted series must read 0 ("stale up 1" otherwise, flapping
+A phase puts one fault in force for a while. A scrape belongs to the phase it starts in. Its
+``up`` is judged when it starts after the phase's first ``settle`` seconds (an exporter may still
+finish a scrape begun before the fault) and is answered before the phase ends (a later answer
+describes the next phase): during a fault every faulted series must read 0 ("stale up 1" otherwise, flapping
 excepted: it is half ok), every healthy one 1; during an ok phase every watched series must read
 1 again ("not recovered"). Any non-200 answer, any scrape over ``HANG_SECONDS``, any traceback in
 an exporter's output, RSS more than ``RSS_SLACK_BYTES`` above its pre-fault level after the huge
@@ -216,7 +217,7 @@ def judge_phase(exporter: str, phase: Phase, scrapes: list[Scrape], settle: floa
     result.scrapes = len(inside)
     result.non_200 = sum(s.status != 200 for s in inside)
     result.hangs = sum(s.seconds > HANG_SECONDS for s in inside)
-    answered = [s for s in inside if s.status == 200]
+    answered = [s for s in inside if s.status == 200 and s.started + s.seconds <= phase.end]
     if answered:
         first, last = answered[0].reasons, answered[-1].reasons
         result.reasons = tuple(sorted(r for r, n in last.items() if n > first.get(r, 0.0)))
@@ -249,12 +250,16 @@ def resources_at(samples: list[Resources], moment: float) -> Resources | None:
 
 
 def report(exporter: str, phases: list[Phase], scrapes: list[Scrape], samples: list[Resources], *,
-           settle: float, tracebacks: int, shutdown_seconds: float | None,
+           settle: float, tracebacks: int, shutdown_seconds: float | None, signalled: float = math.inf,
            baseline_phase: str = "baseline", after_huge_phase: str = "after-huge",
            end_phase: str = "recovered") -> ExporterReport:
-    """One exporter's row: latency, resources at the four moments, each phase judged, problems."""
-    last = max((p.end for p in phases), default=math.inf)  # scrapes of the shutdown window are not judged
-    scrapes = sorted((s for s in scrapes if s.exporter == exporter and s.started < last), key=lambda s: s.started)
+    """One exporter's row: latency, resources at the four moments, each phase judged, problems.
+
+    Scrapes that start after the last phase or are still open at ``signalled`` (when SIGTERM was
+    sent) belong to the shutdown, which is judged by its time alone."""
+    last = max((p.end for p in phases), default=math.inf)
+    scrapes = sorted((s for s in scrapes if s.exporter == exporter and s.started < last
+                      and s.started + s.seconds <= signalled), key=lambda s: s.started)
     ends = {p.name: p.end for p in phases}
     moments = {"start": samples[0].at if samples else 0.0, "before faults": ends.get(baseline_phase, math.inf),
                "after huge": ends.get(after_huge_phase, math.inf), "end": ends.get(end_phase, math.inf)}
