@@ -614,3 +614,45 @@ def simulated_node(clock=time.monotonic) -> SimulatedNode:
             nvml.loads[index] = load
             gpu.processes = [(pid + offset, gpu.memory_used)]
     return nvml
+
+
+def apply_faults(nvml: FakeNvml, faults: dict) -> None:
+    """Put ``{"lost": [gpu indexes], "hung": [gpu indexes], "driver_unloaded": bool}`` in force on
+    ``nvml``; what is no longer listed recovers (a hung GPU's blocked calls return)."""
+    lost, hung = set(faults.get("lost") or ()), set(faults.get("hung") or ())
+    for gpu in nvml.gpus:
+        gpu.lost = gpu.index in lost
+        if gpu.index in hung and gpu.hang is None:
+            gpu.hang = threading.Event()
+        elif gpu.index not in hung and gpu.hang is not None:
+            released, gpu.hang = gpu.hang, None
+            released.set()
+    if faults.get("driver_unloaded") and nvml.driver_loaded:
+        nvml.unload_driver()
+    elif not faults.get("driver_unloaded") and not nvml.driver_loaded:
+        nvml.load_driver()
+
+
+def read_faults(path) -> dict:
+    """The faults file's JSON object; a missing, half-written or garbled file means no fault."""
+    import json
+
+    try:
+        value = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def watch_faults(nvml: FakeNvml, path, interval: float = 0.2) -> threading.Thread:
+    """Apply the faults file (see :func:`apply_faults`) every ``interval`` seconds from a daemon
+    thread, so the soak test can lose, hang or unload a simulated node's GPUs at runtime."""
+
+    def watch():
+        while True:
+            apply_faults(nvml, read_faults(path))
+            time.sleep(interval)
+
+    thread = threading.Thread(target=watch, name="nvml-faults", daemon=True)
+    thread.start()
+    return thread

@@ -5,6 +5,8 @@
   llmwatch demo --role vllm         one role per process (vllm, litellm, langfuse)
   llmwatch demo --role gpu [--load-url URL]   the GPU exporter (settings [gpu]) over a simulated
                                     8xH200 node whose load follows URL's {container: load} JSON
+  llmwatch demo --role gpu --faults-file F   ... whose GPUs fail as F says, re-read every 0.2 s:
+                                    {"lost": [2], "hung": [5], "driver_unloaded": false}
   llmwatch demo --host 0.0.0.0 --load 1 --targets-dir /out/prometheus/targets   (compose)
 
 Ports: vLLM 8001-8003, LiteLLM 4000 (key sk-demo-master), Langfuse 3000 (pk-lf-demo /
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=float, default=0.0, help="requests per second through the proxy (default 0)")
     parser.add_argument("--load-url", default="",
                         help="--role gpu: the simulated containers' load follows this URL (the demo's /load)")
+    parser.add_argument("--faults-file", type=Path,
+                        help="--role gpu: lose, hang or unload the simulated GPUs as this JSON file says")
     parser.add_argument("--any-ports", action="store_true",
                         help="listen on free ports instead of the fixed ones (see --urls-file)")
     parser.add_argument("--urls-file", type=Path,
@@ -48,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="write Prometheus target files for the demo exporters here; removed on exit")
     args, rest = parser.parse_known_args(argv)
     if args.role == "gpu":
-        return simulated_gpu_exporter(args.load_url, rest)
+        return simulated_gpu_exporter(args.load_url, rest, args.faults_file)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.load < 0:
@@ -80,17 +84,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def simulated_gpu_exporter(load_url: str, argv: list[str]) -> int:
+def simulated_gpu_exporter(load_url: str, argv: list[str], faults_file: Path | None = None) -> int:
     """The real GPU exporter (its settings, server and collector) over the simulated node."""
     from llmwatch import exporters
     from llmwatch.core import runner
     from llmwatch.exporters import gpu
-    from llmwatch.simulation.nvml import SimulatedContainers, http_loads, simulated_node
+    from llmwatch.simulation.nvml import SimulatedContainers, http_loads, simulated_node, watch_faults
 
     def build(settings):
         node = simulated_node()
         if load_url:
             node.load_source = http_loads(load_url)
+        if faults_file:
+            watch_faults(node, faults_file)
         return gpu.build(settings, nvml=node, containers=SimulatedContainers())
 
     return runner.run(gpu.SPEC, argv, exporters.known_sections(), build=build, prog="llmwatch demo --role gpu")
