@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 
 import pytest
 
 from llmwatch.core.cache import Expiring, ExpiringMap
 from llmwatch.core.checks import Problems, check_url, url_problem
 from llmwatch.core.logs import WarnOnce
-from llmwatch.core.scrape import ScrapeErrors, one_at_a_time
+from llmwatch.core.scrape import ScrapeErrors, one_in_flight
 from llmwatch.core.settings import SettingsError
 from llmwatch.queueing.config import ConfigError
 from llmwatch.tools.stack_config.render import StackConfigError
@@ -92,28 +94,70 @@ def test_warn_once_per_key_until_cleared(caplog):
     assert [r.url for r in caplog.records] == ["u", "u", "u"]
 
 
-def test_one_scrape_at_a_time():
-    inside, most, lock = [0], [0], threading.Lock()
-    entered = threading.Event()
-    release = threading.Event()
+def waiting_on_the_flight(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is blocked inside ``one_in_flight``'s wait for the scrape in progress."""
+    frame = sys._current_frames().get(thread.ident)
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    return "shared" in names and "wait" in names
+
+
+def test_concurrent_scrapes_share_the_one_in_flight():
+    """Four requests during one slow scrape: the upstream is read once and all four get its answer;
+    a request after it ends starts a new scrape."""
+    calls, entered, release = [0], threading.Event(), threading.Event()
 
     def scrape(errors):
-        with lock:
-            inside[0] += 1
-            most[0] = max(most[0], inside[0])
+        calls[0] += 1
         entered.set()
         release.wait(5)
-        with lock:
-            inside[0] -= 1
-        return ["family"]
+        return [f"family {calls[0]}"]
 
-    serial = one_at_a_time(scrape)
+    shared = one_in_flight(scrape)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(serial(ScrapeErrors()))) for _ in range(4)]
-    for t in threads:
-        t.start()
+    first = threading.Thread(target=lambda: results.append(shared(ScrapeErrors())))
+    first.start()
     assert entered.wait(5)
+    others = [threading.Thread(target=lambda: results.append(shared(ScrapeErrors()))) for _ in range(3)]
+    for t in others:
+        t.start()
+    while not all(waiting_on_the_flight(t) for t in others):
+        time.sleep(0.001)
+    release.set()
+    for t in [first, *others]:
+        t.join(5)
+    assert calls[0] == 1
+    assert results == [["family 1"]] * 4
+    assert shared(ScrapeErrors()) == ["family 2"]
+
+
+def test_a_failed_scrape_fails_every_request_that_shared_it():
+    entered, release = threading.Event(), threading.Event()
+
+    def scrape(errors):
+        entered.set()
+        release.wait(5)
+        raise RuntimeError("upstream exploded")
+
+    shared = one_in_flight(scrape)
+    outcomes = []
+
+    def request():
+        try:
+            shared(ScrapeErrors())
+        except RuntimeError as e:
+            outcomes.append(str(e))
+
+    threads = [threading.Thread(target=request) for _ in range(3)]
+    threads[0].start()
+    assert entered.wait(5)
+    for t in threads[1:]:
+        t.start()
+    while not all(waiting_on_the_flight(t) for t in threads[1:]):
+        time.sleep(0.001)
     release.set()
     for t in threads:
         t.join(5)
-    assert results == [["family"]] * 4 and most[0] == 1
+    assert outcomes == ["upstream exploded"] * 3

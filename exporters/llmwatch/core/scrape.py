@@ -85,15 +85,45 @@ class ExporterCollector(Collector):
         return []
 
 
-def one_at_a_time(scrape: Callable[[ScrapeErrors], Iterable[Metric]]) -> Callable[[ScrapeErrors], list[Metric]]:
-    """``scrape`` behind a lock: when two Prometheus servers scrape at once they take turns, so the
-    state an exporter keeps between scrapes (caches, counted rows, up/down) stays consistent and
-    upstreams are not asked twice as often."""
+class _Flight:
+    """One scrape in progress and, once it ends, its families or its exception."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.families: list[Metric] = []
+        self.error: BaseException | None = None
+
+
+def one_in_flight(scrape: Callable[[ScrapeErrors], Iterable[Metric]]) -> Callable[[ScrapeErrors], list[Metric]]:
+    """``scrape`` run at most once at a time, its answer shared by every request that arrives while it
+    runs: the state an exporter keeps between scrapes (caches, counted rows, up/down) stays consistent,
+    upstreams are not asked more often when several Prometheus servers scrape, and requests never
+    queue behind each other (taking turns made each of 20 waiting scrapers of a hanging upstream wait
+    20 deadlines)."""
     lock = threading.Lock()
+    current: _Flight | None = None
 
-    def serialised(errors: ScrapeErrors) -> list[Metric]:
+    def shared(errors: ScrapeErrors) -> list[Metric]:
+        nonlocal current
         with lock:
-            return list(scrape(errors))
+            flight, leader = (current, False) if current is not None else (_Flight(), True)
+            if leader:
+                current = flight
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.families
+        try:
+            flight.families = list(scrape(errors))
+            return flight.families
+        except BaseException as e:
+            flight.error = e
+            raise
+        finally:
+            with lock:
+                current = None
+            flight.done.set()
 
-    serialised.__wrapped__ = scrape  # type: ignore[attr-defined]
-    return serialised
+    shared.__wrapped__ = scrape  # type: ignore[attr-defined]
+    return shared

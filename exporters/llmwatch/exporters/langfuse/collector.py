@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher
 from llmwatch.core.cache import Expiring
 from llmwatch.core.logs import WarnOnce
-from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_at_a_time
+from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_in_flight
 from llmwatch.exporters.langfuse.api import ApiSource
 from llmwatch.exporters.langfuse.postgres import ERRORS as DB_ERRORS, PostgresSource
 from llmwatch.exporters.langfuse.totals import Labeler, LatencyRow, Ledger, SourceError, latency_families
@@ -84,7 +84,7 @@ class LangfuseExporter:
         self.refresh_seconds: float | None = None
         self.warn = WarnOnce(log)
         # two Prometheus servers take turns; the ledger is updated by one at a time
-        self.collector = ExporterCollector("langfuse", one_at_a_time(self.scrape), reasons=ERROR_REASONS)
+        self.collector = ExporterCollector("langfuse", one_in_flight(self.scrape), reasons=ERROR_REASONS)
 
     def close(self) -> None:
         if self.source is not None:

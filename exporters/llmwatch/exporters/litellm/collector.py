@@ -28,7 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
 from llmwatch.core.cache import Expiring
 from llmwatch.core.logs import WarnOnce
-from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_at_a_time
+from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, one_in_flight
 from llmwatch.exporters.litellm import payloads
 from llmwatch.exporters.litellm.payloads import BadPayload, ProxyBudget, Readiness, Spender
 
@@ -75,7 +75,7 @@ class LitellmExporter:
         self.unsupported: set[str] = set()  # paths this LiteLLM version answers 404
         self.warn = WarnOnce(log)
         self.asked: list[str] = []  # endpoints asked this scrape
-        self.collector = ExporterCollector("litellm", one_at_a_time(self.scrape), reasons=ERROR_REASONS)
+        self.collector = ExporterCollector("litellm", one_in_flight(self.scrape), reasons=ERROR_REASONS)
 
     def close(self) -> None:
         self.fetcher.close()

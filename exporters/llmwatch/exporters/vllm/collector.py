@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.samples import Sample
 
 from llmwatch.core.logs import WarnOnce
-from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, one_at_a_time, up_family
+from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, one_in_flight, up_family
 from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
 from llmwatch.exporters.vllm.exposition import ExpositionReader, Series
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
@@ -109,7 +109,7 @@ class VllmExporter:
         self.docker_up: bool | None = None
         # Two Prometheus servers scraping at once take turns: the per-target state (caches,
         # up/down transitions) stays consistent and the upstreams are not asked twice as often.
-        self.collector = ExporterCollector("vllm", one_at_a_time(self.scrape), reasons=ERROR_REASONS)
+        self.collector = ExporterCollector("vllm", one_in_flight(self.scrape), reasons=ERROR_REASONS)
         self.text_only = True  # serve PassthroughFamily lines as they are
 
     def close(self) -> None:
