@@ -44,10 +44,10 @@ def keep_family(name: str, prefixes: tuple[str, ...]) -> bool:
 
 def normalise(families: list[Family], prefixes: tuple[str, ...]) -> Normalised:
     """The target's families under the newest names; families without samples are left out."""
-    present = {f.name for f in families if f.samples}
+    present = {f.name for f in families if f.series}
     out, renamed, superseded = [], {}, []
     for fam in families:
-        if not fam.samples or not keep_family(fam.name, prefixes):
+        if not fam.series or not keep_family(fam.name, prefixes):
             continue
         new = RENAMES.get(fam.name)
         if new is not None:
@@ -56,13 +56,15 @@ def normalise(families: list[Family], prefixes: tuple[str, ...]) -> Normalised:
                 continue
             renamed[fam.name] = new
             fam = _renamed(fam, new)
-        samples = [s for s in fam.samples if not s.name.endswith("_created")]
-        if samples:
-            out.append(Family(fam.name, fam.type, fam.help, samples))
+        if any(s.created for s in fam.series):
+            kept = [(s, v) for s, v in zip(fam.series, fam.values) if not s.created]
+            fam = Family(fam.name, fam.type, fam.help, [s for s, _ in kept], [v for _, v in kept])
+        if fam.series:
+            out.append(fam)
     return Normalised(out, renamed, tuple(superseded))
 
 
 def _renamed(fam: Family, new: str) -> Family:
     old = fam.name
-    samples = [s._replace(name=new + s.name[len(old):]) for s in fam.samples]
-    return Family(new, fam.type, f"{fam.help} {RENAMED_MARK}{old}]".lstrip(), samples)
+    series = [s.renamed(old, new) for s in fam.series]
+    return Family(new, fam.type, f"{fam.help} {RENAMED_MARK}{old}]".lstrip(), series, fam.values)
