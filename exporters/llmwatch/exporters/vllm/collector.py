@@ -77,7 +77,8 @@ class TargetState:
         """The target's reader; its series carry ``container`` and ``vllm_version`` labels."""
         labels = {"container": self.target.name, "vllm_version": self.version}
         if self._reader is None or self._reader.extra_labels != labels:
-            self._reader = ExpositionReader(labels)  # new version or name: the cached series are stale
+            # new version or name: the cached series are stale
+            self._reader = ExpositionReader(labels, drop_created=True)
         return self._reader
 
 

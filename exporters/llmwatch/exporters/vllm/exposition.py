@@ -50,12 +50,12 @@ class SeriesText:
     """One distinct series of a target, parsed once: its sample name, labels (with the target's
     labels added) and the text written before its value (``name{labels} ``)."""
 
-    __slots__ = ("name", "labels", "labels_text", "prefix", "created", "seen", "_renamed")
+    __slots__ = ("name", "labels", "labels_text", "prefix", "dropped", "seen", "_renamed")
 
-    def __init__(self, name: str, labels: dict[str, str], labels_text: str):
+    def __init__(self, name: str, labels: dict[str, str], labels_text: str, dropped: bool = False):
         self.name, self.labels, self.labels_text = name, labels, labels_text
         self.prefix = f"{name}{labels_text} "
-        self.created = name.endswith("_created")
+        self.dropped = dropped  # left out of every read (a *_created sample, when the reader drops them)
         self.seen = -1  # the last read that had this series: a repeat in one body is kept once
         self._renamed: SeriesText | None = None
 
@@ -133,9 +133,11 @@ class ExpositionReader:
     upstream label of the same name is kept as ``exported_<name>``, as Prometheus does.
     """
 
-    def __init__(self, extra_labels: dict[str, str] | None = None, max_cached: int = 200_000):
+    def __init__(self, extra_labels: dict[str, str] | None = None, max_cached: int = 200_000,
+                 drop_created: bool = False):
         self.extra_labels = dict(extra_labels or {})
         self.max_cached = max_cached
+        self.drop_created = drop_created  # *_created samples: creation times, not measurements
         self._series: dict[str, SeriesText] = {}  # series text as sent -> its entry
         self._canonical: dict[str, SeriesText] = {}  # name{labels} as written -> the one entry
         self._reads = 0
@@ -183,7 +185,8 @@ class ExpositionReader:
         written = labels_text(labels)
         entry = self._canonical.get(name + written)
         if entry is None:
-            entry = self._canonical[name + written] = SeriesText(name, labels, written)
+            dropped = self.drop_created and name.endswith("_created")
+            entry = self._canonical[name + written] = SeriesText(name, labels, written, dropped)
         self._series[text] = entry
         return entry
 
@@ -229,7 +232,8 @@ class ExpositionReader:
                     current = declare(parts[2], "unknown" if type_ == "untyped" else type_)
                 continue
             # The common line, "series value": one split and one look-up.
-            key, _, value_text = line.rpartition(" ")
+            space = line.rfind(" ")
+            key, value_text = line[:space], line[space + 1:]
             series = cache.get(key)
             try:
                 if series is None:  # a new series, a timestamp, odd spacing or an invalid line
@@ -246,7 +250,7 @@ class ExpositionReader:
             except ValueError:
                 problems.append(f"invalid value in {line[:120]!r}")
                 continue
-            if series.seen == this_read:
+            if series.seen == this_read or series.dropped:
                 continue
             series.seen = this_read
             fam = owner.get(series.name)

@@ -43,7 +43,10 @@ def keep_family(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def normalise(families: list[Family], prefixes: tuple[str, ...]) -> Normalised:
-    """The target's families under the newest names; families without samples are left out."""
+    """The target's families under the newest names; families without samples are left out.
+
+    ``*_created`` samples are expected to be left out by the reader already (``drop_created``).
+    """
     present = {f.name for f in families if f.series}
     out, renamed, superseded = [], {}, []
     for fam in families:
@@ -56,11 +59,7 @@ def normalise(families: list[Family], prefixes: tuple[str, ...]) -> Normalised:
                 continue
             renamed[fam.name] = new
             fam = _renamed(fam, new)
-        if any(s.created for s in fam.series):
-            kept = [(s, v) for s, v in zip(fam.series, fam.values) if not s.created]
-            fam = Family(fam.name, fam.type, fam.help, [s for s, _ in kept], [v for _, v in kept])
-        if fam.series:
-            out.append(fam)
+        out.append(fam)
     return Normalised(out, renamed, tuple(superseded))
 
 
