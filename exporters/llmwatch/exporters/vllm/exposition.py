@@ -50,10 +50,10 @@ class SeriesText:
     """One distinct series of a target, parsed once: its sample name, labels (with the target's
     labels added) and the text written before its value (``name{labels} ``)."""
 
-    __slots__ = ("name", "labels", "labels_text", "prefix", "dropped", "seen", "_renamed")
+    __slots__ = ("name", "labels", "prefix", "dropped", "seen", "_renamed")
 
     def __init__(self, name: str, labels: dict[str, str], labels_text: str, dropped: bool = False):
-        self.name, self.labels, self.labels_text = name, labels, labels_text
+        self.name, self.labels = name, labels
         self.prefix = f"{name}{labels_text} "
         self.dropped = dropped  # left out of every read (a *_created sample, when the reader drops them)
         self.seen = -1  # the last read that had this series: a repeat in one body is kept once
@@ -64,6 +64,10 @@ class SeriesText:
         if self._renamed is None:
             self._renamed = SeriesText(new_family + self.name[len(old_family):], self.labels, self.labels_text)
         return self._renamed
+
+    @property
+    def labels_text(self) -> str:
+        return self.prefix[len(self.name):-1]
 
 
 class Series(NamedTuple):
@@ -139,7 +143,7 @@ class ExpositionReader:
         self.max_cached = max_cached
         self.drop_created = drop_created  # *_created samples: creation times, not measurements
         self._series: dict[str, SeriesText] = {}  # series text as sent -> its entry
-        self._canonical: dict[str, SeriesText] = {}  # name{labels} as written -> the one entry
+        self._canonical: dict[str, SeriesText] = {}  # prefix (name{labels} as written) -> the one entry
         self._reads = 0
 
     def _parse_series(self, text: str) -> tuple[str, dict[str, str]]:
@@ -182,12 +186,8 @@ class ExpositionReader:
             # an upstream with churning labels must not grow memory forever
             self._series.clear()
             self._canonical.clear()
-        written = labels_text(labels)
-        entry = self._canonical.get(name + written)
-        if entry is None:
-            dropped = self.drop_created and name.endswith("_created")
-            entry = self._canonical[name + written] = SeriesText(name, labels, written, dropped)
-        self._series[text] = entry
+        entry = SeriesText(name, labels, labels_text(labels), self.drop_created and name.endswith("_created"))
+        entry = self._series[text] = self._canonical.setdefault(entry.prefix, entry)
         return entry
 
     def read(self, text: str) -> tuple[list[Family], list[str]]:
