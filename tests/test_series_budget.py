@@ -1,7 +1,7 @@
 """Series budgets: each exporter's series count for the reference fleet stays within docs/metrics.md's table.
 
 The reference fleet (docs/metrics.md, "Series budget"): 10 vLLM servers (newest version, one
-engine each, a model each), 8 GPUs serving two models, 20 model groups probed through LiteLLM
+engine each, a model each), 8 GPUs serving two models, 20 model groups in LiteLLM probed through it
 plus the 10 engines probed directly. A change that adds series per GPU, per engine or per probed
 model shows here first, before it shows in Prometheus' memory.
 """
@@ -19,10 +19,12 @@ from llmwatch.core.fetch import Reply
 from llmwatch.exporters.probe import StaticTarget
 from llmwatch.exporters.probe.targets import TargetSource
 from llmwatch.exporters.vllm.collector import VllmExporter
+from llmwatch.simulation.litellm import FakeLitellmServer, deployment, sample_state
 from llmwatch.simulation.vllm import NEWEST, busy_engine, render_metrics
 from llmwatch.upstreams.vllm_discovery import Target
 from tests.fakes.streaming import ScriptedStreamServer, openai_events
 from tests.gpu.scenarios import serving_node
+from tests.litellm.scenarios import scrape as litellm_scrape
 from tests.probe.scenarios import run_round
 from tests.procs import render
 
@@ -84,7 +86,19 @@ def probe_fleet(tmp_path: Path) -> str:
         return run_round(source, ENGINES + MODEL_GROUPS)
 
 
-FLEET = {"vllm": vllm_fleet, "gpu": gpu_node, "probe": probe_fleet}
+def litellm_proxy(tmp_path: Path) -> str:
+    """The simulated proxy's teams, users and 30 keys, with 20 model groups of one deployment each
+    (the reference fleet's 10 engines, two groups each), every group with requests, top 5 spenders."""
+    state = sample_state()
+    state.deployments = [deployment(f"group-{g}", f"org/model-{g % ENGINES}", f"http://vllm-{g % ENGINES}:8000/v1",
+                                    f"d-{g}", input_cost=2e-7, output_cost=6e-7) for g in range(MODEL_GROUPS)]
+    state.requests = {f"group-{g}": (100, 1) for g in range(MODEL_GROUPS)}
+    state.healthy = {(d["model"], d["api_base"]): True for d in state.deployments}
+    with FakeLitellmServer("1.108.7", state) as server:
+        return litellm_scrape(server, top_n=5, deployment_health=True)
+
+
+FLEET = {"vllm": vllm_fleet, "gpu": gpu_node, "probe": probe_fleet, "litellm": litellm_proxy}
 
 
 @pytest.mark.parametrize("exporter", sorted(FLEET))
