@@ -46,4 +46,4 @@ def build(settings: Settings[GpuSettings], *, nvml: Any = None, containers: Any 
 
 
 SPEC = ExporterSpec(name="gpu", summary="NVIDIA GPUs through NVML, per GPU and per container",
-                    settings=GpuSettings, description=DESCRIPTION, build=build)
+                    settings=GpuSettings, description=DESCRIPTION, build=build, text_only=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from llmwatch.core.scrape import natural_key, up_family
+from llmwatch.core.textfamily import TextFamily
 from llmwatch.exporters.gpu.nvml import GpuReading, SystemInfo
 from llmwatch.exporters.gpu.xid import XidSnapshot
 
@@ -94,10 +95,8 @@ SPECS: dict[str, Spec] = {s_key: s for s_key, s in (
 )}
 
 
-def _family(spec: Spec, labels: list[str]):
-    if spec.counter:
-        return CounterMetricFamily(spec.name, spec.help, labels=labels)
-    return GaugeMetricFamily(spec.name, spec.help, labels=labels)
+def _family(spec: Spec, labels: list[str]) -> TextFamily:
+    return TextFamily(spec.name, spec.help, labels, "counter" if spec.counter else "gauge")
 
 
 def gpu_families(system: SystemInfo | None, readings: list[GpuReading]) -> Iterable[Metric]:
@@ -107,7 +106,7 @@ def gpu_families(system: SystemInfo | None, readings: list[GpuReading]) -> Itera
                     "1 when the GPU answered NVML this scrape; 0 when it is lost, hung or gone.")
     live = [r for r in readings if r.down is None]
     if system is not None and live:
-        info = GaugeMetricFamily("llmwatch_gpu_info", "GPU identity, driver and CUDA version; always 1.",
+        info = TextFamily("llmwatch_gpu_info", "GPU identity, driver and CUDA version; always 1.",
                                  labels=["gpu", "uuid", "name", "pci_bus_id", "vbios_version", "compute_capability",
                                          "mig_mode", "driver_version", "cuda_version"])
         for r in live:
@@ -126,7 +125,7 @@ def gpu_families(system: SystemInfo | None, readings: list[GpuReading]) -> Itera
         for gpu, labels, value in by_key[key]:
             family.add_metric([gpu, *labels], value * spec.scale)
         yield family
-    durations = GaugeMetricFamily("llmwatch_gpu_read_duration_seconds",
+    durations = TextFamily("llmwatch_gpu_read_duration_seconds",
                                   "Time NVML took to answer this GPU's reads during the scrape.", labels=["gpu"])
     for r in live:
         durations.add_metric([r.index], r.duration)

@@ -21,7 +21,7 @@ from prometheus_client.samples import Sample
 from llmwatch.core.logs import WarnOnce
 from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, one_in_flight, up_family
 from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
-from llmwatch.exporters.vllm.exposition import ExpositionReader, Series
+from llmwatch.exporters.vllm.exposition import ExpositionReader, SeriesText
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
 from llmwatch.exporters.vllm.normalise import RENAMED_MARK, normalise
 
@@ -47,14 +47,15 @@ class PassthroughFamily:
 
     def __init__(self, name: str, documentation: str, type_: str):
         self.name, self.documentation, self.type = name, documentation, type_
-        self.series: list[Series] = []
+        self.series: list[SeriesText] = []
+        self.values: list[str] = []
 
     @property
     def samples(self) -> list[Sample]:
-        return [Sample(s.name, s.labels, s.value) for s in self.series]
+        return [Sample(s.name, s.labels, float(v)) for s, v in zip(self.series, self.values)]
 
     def text_lines(self) -> list[str]:
-        return [s.line() for s in self.series]
+        return [s.prefix + v for s, v in zip(self.series, self.values)]
 
 
 class TargetState:
@@ -76,7 +77,8 @@ class TargetState:
         """The target's reader; its series carry ``container`` and ``vllm_version`` labels."""
         labels = {"container": self.target.name, "vllm_version": self.version}
         if self._reader is None or self._reader.extra_labels != labels:
-            self._reader = ExpositionReader(labels)  # new version or name: the cached series are stale
+            # new version or name: the cached series are stale
+            self._reader = ExpositionReader(labels, drop_created=True)
         return self._reader
 
 
@@ -199,7 +201,7 @@ class VllmExporter:
             self._fail(state, reply.error, reply.detail, errors)
             return
         families, problems = state.reader().read(reply.body.decode("utf-8", errors="replace"))
-        if problems and not any(f.samples for f in families):
+        if problems and not any(f.series for f in families):
             state.up = False
             self._fail(state, "invalid_exposition", problems[0], errors)
             return
@@ -212,8 +214,8 @@ class VllmExporter:
         normalised = normalise(families, self.prefixes)
         result.families, result.renamed = normalised.families, normalised.renamed
         for fam in normalised.families:
-            if fam.name.startswith("vllm:") and "model_name" in fam.samples[0][1]:
-                result.metric_model = fam.samples[0][1]["model_name"]
+            if fam.name.startswith("vllm:") and "model_name" in fam.series[0].labels:
+                result.metric_model = fam.series[0].labels["model_name"]
                 break
 
     def _read_metadata(self, state: TargetState, what: str, body: bytes, now: float) -> None:
@@ -243,7 +245,8 @@ class VllmExporter:
                     continue
                 elif RENAMED_MARK in metric.documentation and RENAMED_MARK not in fam.help:
                     metric.documentation = fam.help
-                metric.series.extend(fam.samples)
+                metric.series.extend(fam.series)
+                metric.values.extend(fam.values)
         return list(merged.values())
 
     # ---- llmwatch_vllm_* ----------------------------------------------------------------------
@@ -281,7 +284,7 @@ class VllmExporter:
             if state.healthy is not None:
                 healthy.add_metric([name], 1.0 if state.healthy else 0.0)
             duration.add_metric([name], result.seconds)
-            samples.add_metric([name], float(sum(len(f.samples) for f in result.families)))
+            samples.add_metric([name], float(sum(len(f.series) for f in result.families)))
             for reason, count in state.errors.items():
                 target_errors.add_metric([name, reason], count)
             base = next((m for m in state.models if not m.get("parent")), {})

@@ -43,11 +43,14 @@ def keep_family(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def normalise(families: list[Family], prefixes: tuple[str, ...]) -> Normalised:
-    """The target's families under the newest names; families without samples are left out."""
-    present = {f.name for f in families if f.samples}
+    """The target's families under the newest names; families without samples are left out.
+
+    ``*_created`` samples are expected to be left out by the reader already (``drop_created``).
+    """
+    present = {f.name for f in families if f.series}
     out, renamed, superseded = [], {}, []
     for fam in families:
-        if not fam.samples or not keep_family(fam.name, prefixes):
+        if not fam.series or not keep_family(fam.name, prefixes):
             continue
         new = RENAMES.get(fam.name)
         if new is not None:
@@ -56,13 +59,11 @@ def normalise(families: list[Family], prefixes: tuple[str, ...]) -> Normalised:
                 continue
             renamed[fam.name] = new
             fam = _renamed(fam, new)
-        samples = [s for s in fam.samples if not s.name.endswith("_created")]
-        if samples:
-            out.append(Family(fam.name, fam.type, fam.help, samples))
+        out.append(fam)
     return Normalised(out, renamed, tuple(superseded))
 
 
 def _renamed(fam: Family, new: str) -> Family:
     old = fam.name
-    samples = [s._replace(name=new + s.name[len(old):]) for s in fam.samples]
-    return Family(new, fam.type, f"{fam.help} {RENAMED_MARK}{old}]".lstrip(), samples)
+    series = [s.renamed(old, new) for s in fam.series]
+    return Family(new, fam.type, f"{fam.help} {RENAMED_MARK}{old}]".lstrip(), series, fam.values)
