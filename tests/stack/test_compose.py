@@ -181,9 +181,7 @@ def test_the_docker_socket_only_in_the_proxy_on_an_internal_network_of_its_clien
         assert mounts_socket == (name == "docker-proxy"), name
         networks = service.get("networks", [])
         assert ("docker-api" in networks) == (name in DOCKER_API_CLIENTS | {"docker-proxy"}), name
-        if name != "node-exporter":
-            assert "llmwatch" in networks or name == "docker-proxy", name
-    assert SERVICES["docker-proxy"]["networks"] == ["docker-api"]  # not reachable from the llmwatch network
+    assert SERVICES["docker-proxy"]["networks"] == ["docker-api"]  # not reachable from frontend or backend
     assert "${LLMWATCH_DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock:ro" in SERVICES["docker-proxy"]["volumes"]
     for name in ("gpu-exporter", "vllm-exporter", "probe-exporter", "stack-config"):
         assert SERVICES[name]["environment"]["LLMWATCH_DOCKER__HOST"] == "tcp://docker-proxy:2375"
@@ -436,3 +434,63 @@ def test_stack_config_check_only_reads_the_environment(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
     monkeypatch.setenv("PROMETHEUS_PASSWORD", "short")
     assert stack_main.main(["--out", str(tmp_path), "--check"]) == 2
+
+
+# What people reach and what Grafana reads; Prometheus and Loki are also on backend (scrapes, pushes).
+FRONTEND = {"grafana", "prometheus", "loki", "alertmanager"}
+BACKEND_TOO = {"prometheus", "loki"}
+
+
+def test_frontend_backend_and_docker_api_networks_keep_apart_what_need_not_meet():
+    """Grafana (published, runs plugins) cannot reach the exporters, cAdvisor or Alloy; the exporters
+    (which parse what upstreams send) cannot reach Grafana or Alertmanager; only the proxy's clients
+    reach the proxy, on a network with no route out."""
+    assert set(COMPOSE["networks"]) == {"frontend", "backend", "docker-api"}
+    assert COMPOSE["networks"]["docker-api"] == {"internal": True}
+    for name, service in SERVICES.items():
+        if name == "node-exporter":
+            assert service["network_mode"] == "host"
+            continue
+        networks = set(service["networks"])
+        assert ("frontend" in networks) == (name in FRONTEND), name
+        if name in FRONTEND:
+            assert networks == {"frontend"} | ({"backend"} if name in BACKEND_TOO else set()), name
+        elif name not in ("docker-proxy", "stack-config"):
+            assert "backend" in networks, name
+    assert SERVICES["stack-config"]["networks"] == ["docker-api"]
+    # nothing published or on the frontend shares a network with the proxy
+    exposed = {name for name, service in SERVICES.items() if service.get("ports")} | FRONTEND
+    for name in exposed:
+        assert not set(SERVICES[name]["networks"]) & set(SERVICES["docker-proxy"]["networks"]), name
+
+
+# Services that run as root, each for the reason its comment in docker-compose.yml gives.
+ROOT = {"docker-proxy": "the socket's owner", "alloy": "the image's user; non-root is experimental upstream",
+        "cadvisor": "reads Docker's data root and containerd's state"}
+MEMORY = {"prometheus": "4g", "grafana": "1g", "loki": "1g", "alloy": "512m", "cadvisor": "512m",
+          "docker-proxy": "64m", "alertmanager": "256m"}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_runs_with_least_privilege(name):
+    service = SERVICES[name]
+    assert service["cap_drop"] == ["ALL"], name
+    assert service["security_opt"] == ["no-new-privileges:true"], name
+    assert service["read_only"] is True, name
+    assert "privileged" not in service, name
+    assert service.get("cap_add", []) == (["SYSLOG"] if name == "cadvisor" else []), name
+    assert service["mem_limit"] == MEMORY.get(name, "256m"), name
+    user = str(service["user"])
+    assert (user.split(":")[0] in ("0", "root")) == (name in ROOT), f"{name} runs as {user}"
+
+
+def test_cadvisor_is_not_privileged_and_reads_the_kernel_log():
+    service = SERVICES["cadvisor"]
+    assert "privileged" not in service and service["devices"] == ["/dev/kmsg"] and service["cap_add"] == ["SYSLOG"]
+    assert all(v.endswith(":ro") for v in service["volumes"])
+
+
+def test_prometheus_lifecycle_endpoints_are_off():
+    """Nothing reloads or stops Prometheus over HTTP; with the lifecycle API on, anyone holding the
+    password could POST /-/quit."""
+    assert not any("enable-lifecycle" in arg for arg in SERVICES["prometheus"]["command"])
