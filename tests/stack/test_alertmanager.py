@@ -5,6 +5,7 @@ receiver combination, the routing tree."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,13 @@ def amtool(*args: str, cwd: Path = ALERTMANAGER) -> subprocess.CompletedProcess:
 
 def stack_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "llmwatch", "stack-config", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", **env})
+                          capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **env, **checkout_path()})
+
+
+def checkout_path() -> dict[str, str]:
+    """PYTHONPATH as the test run has it, so that the subprocess runs this checkout's code."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
 
 
 def integrations(config_path: Path) -> dict[str, set[str]]:
@@ -132,9 +139,9 @@ def test_prometheus_files_follow_the_profiles_and_the_password(tmp_path):
                           "labels": {"__scheme__": "https", "__metrics_path__": "/litellm/metrics"}}]}
     web = yaml.safe_load((prometheus / "web.yml").read_text())
     assert bcrypt.checkpw(b"a-long-password-123", web["basic_auth_users"]["llmwatch"].encode())
-    assert (prometheus / "prometheus_password").read_text() == "a-long-password-123\n"
-    assert (prometheus / "litellm_master_key").read_text() == "sk-1234\n"
-    assert oct((prometheus / "web.yml").stat().st_mode & 0o777) == "0o644"
+    assert (prometheus / "prometheus_password").read_text() == "a-long-password-123"
+    assert (prometheus / "litellm_scrape_key").read_text() == "sk-1234"
+    assert oct((prometheus / "web.yml").stat().st_mode & 0o777) == "0o600"
     # running it again (every `docker compose up`) replaces the files, no leftovers
     env["COMPOSE_PROFILES"] = "vllm"
     assert stack_config(tmp_path, env).returncode == 0
@@ -193,7 +200,11 @@ def test_alertmanager_gets_the_same_basic_auth_as_prometheus(tmp_path):
     assert result.returncode == 0, result.stderr
     web = yaml.safe_load((tmp_path / "alertmanager" / "web.yml").read_text())
     assert bcrypt.checkpw(BASE["PROMETHEUS_PASSWORD"].encode(), web["basic_auth_users"]["llmwatch"].encode())
-    assert (tmp_path / "alertmanager" / "password").read_text() == BASE["PROMETHEUS_PASSWORD"] + "\n"
+    # its healthcheck's request, with the password (0600), and no leftover password file
+    request = (tmp_path / "alertmanager" / "healthcheck.http").read_text()
+    assert request == (tmp_path / "prometheus" / "healthcheck.http").read_text()
+    assert request.startswith("GET /-/ready HTTP/1.0\r\n")
+    assert not (tmp_path / "alertmanager" / "password").exists()
 
 
 def test_a_runbook_url_with_an_anchor_is_refused(tmp_path):
