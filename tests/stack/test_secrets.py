@@ -36,8 +36,21 @@ def run(tmp_path: Path, monkeypatch, env: dict[str, str], *, root: bool) -> tupl
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     chowns = []
+    given_away = set()  # paths root chowned to another user: as in compose, no CAP_FOWNER to chmod them
+    real_chmod = os.chmod
+
+    def chown(path, uid, gid):
+        chowns.append((Path(path).name, uid, gid))
+        (given_away.add if uid else given_away.discard)(str(path))
+
+    def chmod(path, mode, **kw):
+        if str(path) in given_away:
+            raise PermissionError(1, "Operation not permitted", str(path))
+        real_chmod(path, mode, **kw)
+
     monkeypatch.setattr(stack_main.os, "geteuid", lambda: 0 if root else 1000)
-    monkeypatch.setattr(stack_main.os, "chown", lambda path, uid, gid: chowns.append((Path(path).name, uid, gid)))
+    monkeypatch.setattr(stack_main.os, "chown", chown)
+    monkeypatch.setattr(os, "chmod", chmod)
     return stack_main.main(["--out", str(tmp_path)]), chowns
 
 

@@ -35,11 +35,13 @@ def write(path: Path, text: str, *, secret_for: int | None = None) -> None:
 
 def own_directory(path: Path, uid: int = 0, mode: int = 0o755) -> None:
     """Give a volume's directory to ``uid`` and group root, as root only: with CAP_CHOWN alone, root
-    cannot write into a directory the image made for another user until it owns it."""
+    cannot write into a directory the image made for another user, nor change the mode of one it
+    gave away, so the mode is set while it is root's."""
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        os.chown(path, uid, 0)
+        os.chown(path, 0, 0)  # its own, so that it may set the mode (no CAP_FOWNER)...
         path.chmod(mode)
+        os.chown(path, uid, 0)  # ...and then give it away
 
 
 def compose_services(docker_host: str, project: str, timeout: float = 10.0) -> frozenset[str]:
