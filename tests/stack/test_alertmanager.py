@@ -201,9 +201,9 @@ def test_alertmanager_gets_the_same_basic_auth_as_prometheus(tmp_path):
     web = yaml.safe_load((tmp_path / "alertmanager" / "web.yml").read_text())
     assert bcrypt.checkpw(BASE["PROMETHEUS_PASSWORD"].encode(), web["basic_auth_users"]["llmwatch"].encode())
     # its healthcheck's request, with the password (0600), and no leftover password file
-    request = (tmp_path / "alertmanager" / "healthcheck.http").read_text()
-    assert request == (tmp_path / "prometheus" / "healthcheck.http").read_text()
-    assert request.startswith("GET /-/ready HTTP/1.0\r\n")
+    request = (tmp_path / "alertmanager" / "healthcheck.http").read_bytes()
+    assert request == (tmp_path / "prometheus" / "healthcheck.http").read_bytes()
+    assert request.startswith(b"GET /-/ready HTTP/1.0\r\n") and request.endswith(b"\r\n\r\n")
     assert not (tmp_path / "alertmanager" / "password").exists()
 
 
