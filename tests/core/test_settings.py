@@ -108,6 +108,43 @@ def test_secrets_from_the_untracked_secrets_file(tmp_path):
     assert s.exporter.api_key == "sk-from-file"
 
 
+def load_token(config: Path):
+    return S.load("token", TokenSettings, known_sections=known_sections() | {"token"}, config_dir=config)
+
+
+def test_a_secret_comes_from_the_file_its_FILE_variable_names(tmp_path, monkeypatch):
+    """Compose hands secrets over as files: the Docker API's inspect shows a container's
+    environment, not the files it mounts."""
+    secret = tmp_path / "api_key"
+    secret.write_text("sk-from-a-file\n")
+    monkeypatch.setenv("LLMWATCH_TOKEN__API_KEY_FILE", str(secret))
+    s = load_token(write_config(tmp_path))
+    assert s.exporter.api_key == "sk-from-a-file"  # without the final newline
+    assert "sk-from-a-file" in s.secrets  # redacted from the logs like any secret
+
+
+def test_a_secret_file_that_cannot_be_read_or_doubles_the_variable_is_named(tmp_path, monkeypatch):
+    config = write_config(tmp_path)
+    monkeypatch.setenv("LLMWATCH_TOKEN__API_KEY_FILE", str(tmp_path / "missing"))
+    with pytest.raises(S.SettingsError) as e:
+        load_token(config)
+    assert e.value.problems == [f"token.api_key (env LLMWATCH_TOKEN__API_KEY_FILE): cannot read {tmp_path / 'missing'}: "
+                                "No such file or directory"]
+    (tmp_path / "key").write_text("sk-1")
+    monkeypatch.setenv("LLMWATCH_TOKEN__API_KEY_FILE", str(tmp_path / "key"))
+    monkeypatch.setenv("LLMWATCH_TOKEN__API_KEY", "sk-2")
+    with pytest.raises(S.SettingsError) as e:
+        load_token(config)
+    assert e.value.problems == ["token.api_key: set LLMWATCH_TOKEN__API_KEY or LLMWATCH_TOKEN__API_KEY_FILE, not both"]
+
+
+def test_only_secrets_take_a_FILE_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMWATCH_TOKEN__PORT_FILE", str(tmp_path / "port"))
+    with pytest.raises(S.SettingsError) as e:
+        load_token(write_config(tmp_path))
+    assert any("unknown setting token.port_file" in p for p in e.value.problems)
+
+
 def test_a_secret_in_the_committed_file_is_refused(tmp_path):
     config = write_config(tmp_path)
     text = (config / "settings.toml").read_text().replace('api_key = ""', 'api_key = "sk-committed"')

@@ -66,24 +66,24 @@ def http(url: str, password: str | None = None, method: str = "GET") -> tuple[in
         return e.code, e.read()
 
 
-def missing_capabilities() -> int:
-    """Capabilities this process's bounding set lacks (a sandbox that drops some): a privileged
-    container asks for every one, and runc cannot grant it then."""
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    bounding = int(next(l for l in Path("/proc/self/status").read_text().splitlines()
-                        if l.startswith("CapBnd:")).split()[1], 16)
-    return ((1 << (last + 1)) - 1) & ~bounding
+CAP_SYSLOG = 34
+
+
+def bounding_capabilities() -> int:
+    """This process's capability bounding set (a sandbox may drop some): runc cannot grant a
+    container a capability outside it."""
+    return int(next(l for l in Path("/proc/self/status").read_text().splitlines()
+                    if l.startswith("CapBnd:")).split()[1], 16)
 
 
 def write_override(path: Path) -> list[str]:
     """docker-compose.yml as it is, except where this machine cannot run it as written; returns the
     override file arguments (none when nothing needs changing)."""
-    if not missing_capabilities():
+    if bounding_capabilities() & (1 << CAP_SYSLOG):
         return []
-    # cAdvisor is privileged in compose; in a sandbox whose bounding set lacks a capability no
-    # privileged container starts, so here it runs with the default capabilities (it reads the
-    # cgroup files and the Docker API, which is what the test checks)
-    path.write_text("services:\n  cadvisor:\n    privileged: false\n")
+    # cAdvisor adds back SYSLOG (for /dev/kmsg); in a sandbox whose bounding set lacks it, it runs
+    # without (it reads the cgroup files and the Docker API, which is what the test checks)
+    path.write_text("services:\n  cadvisor:\n    cap_add: !reset []\n")
     return ["-f", str(path)]
 
 
@@ -222,7 +222,7 @@ def test_compose_up_as_deployed(engine, tmp_path):
     write_env(env_file, engine.socket, engine.tmp / "data", int(litellm.url.rsplit(":", 1)[1]), webhook.port)
     override = write_override(tmp_path / "override.yml")
     if override:
-        print("e2e: this machine's capability bounding set is short: cAdvisor runs unprivileged")
+        print("e2e: this machine's capability bounding set lacks SYSLOG: cAdvisor runs without it")
     stack = Stack(engine, compose, f"llmwatch-e2e-{secrets.token_hex(3)}", env_file, override)
     try:
         up_started = time.monotonic()
@@ -291,11 +291,31 @@ def check_stack(stack: Stack, engine: engine_module.PrivateEngine, webhook: Webh
         socket_mounts = [m for m in inspect["Mounts"] if m["Source"] == str(engine.socket)]
         service = inspect["Config"]["Labels"].get("com.docker.compose.service")
         assert bool(socket_mounts) == (service == "docker-proxy"), (service, socket_mounts)
-    # ...which a container off the docker-api network cannot even resolve, and which refuses
-    # what llmwatch does not need
-    grafana = f"{project}-grafana-1"
-    probe = ["python3", "-c", "import socket; socket.getaddrinfo('docker-proxy', 2375)"]
-    assert engine.docker("exec", grafana, *probe, check=False).returncode != 0
+    # ...which a container off the docker-api network cannot resolve, nor reach by its address
+    # (Grafana on frontend, the demo on backend), and which refuses what llmwatch does not need
+    proxy_name = f"{project}-docker-proxy-1"
+    networks = json.loads(engine.docker("inspect", proxy_name).stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(networks) == {f"{project}_docker-api"}, networks
+    proxy_address = networks[f"{project}_docker-api"]["IPAddress"]
+    for outsider in (f"{project}-grafana-1", f"{project}-demo-1"):
+        resolve = ["python3", "-c", "import socket; socket.getaddrinfo('docker-proxy', 2375)"]
+        assert engine.docker("exec", outsider, *resolve, check=False).returncode != 0, outsider
+        connect = ["python3", "-c", f"import socket; socket.create_connection(('{proxy_address}', 2375), timeout=3)"]
+        assert engine.docker("exec", outsider, *connect, check=False).returncode != 0, outsider
+
+    # secrets: files 0600 of their reader, in no environment but stack-config's
+    for service, path, owner in (("prometheus", "/etc/prometheus/stack/prometheus_password", "65534"),
+                                 ("prometheus", "/etc/prometheus/stack/healthcheck.http", "65534"),
+                                 ("alertmanager", "/etc/alertmanager/stack/alertmanager.yml", "65534"),
+                                 ("litellm-exporter", "/etc/llmwatch/secrets/litellm_master_key", "10001")):
+        mode = engine.docker("exec", f"{project}-{service}-1", "stat", "-c", "%a %u", path).stdout.split()
+        assert mode == ["600", owner], (service, path, mode)
+    for c in engine.docker("ps", "-aq", "-f", f"label=com.docker.compose.project={project}").stdout.split():
+        inspect = json.loads(engine.docker("inspect", c).stdout)[0]
+        service = inspect["Config"]["Labels"]["com.docker.compose.service"]
+        environment = "\n".join(inspect["Config"]["Env"] or [])
+        has_secret = stack.password in environment or "sk-e2e-master" in environment
+        assert has_secret == (service == "stack-config"), service
     alloy = f"{project}-alloy-1"
     proxy_id = engine.docker("ps", "-q", "-f", f"name={project}-docker-proxy-1").stdout.strip()
     asks = {"GET /v1.41/containers/json": 200, f"GET /v1.41/containers/{proxy_id}/json": 200,

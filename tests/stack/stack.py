@@ -202,7 +202,7 @@ class Stack:
             binary("prometheus"), f"--config.file={prometheus_dir / 'prometheus.yml'}",
             f"--storage.tsdb.path={self.tmp / 'prometheus-data'}", "--storage.tsdb.retention.time=30d",
             f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-            f"--web.config.file={prometheus_dir / 'stack' / 'web.yml'}", "--web.enable-lifecycle"],
+            f"--web.config.file={prometheus_dir / 'stack' / 'web.yml'}"],
             log("prometheus")))
         self.prometheus_url = f"http://127.0.0.1:{ports['prometheus']}"
         self.alertmanager_url = f"http://127.0.0.1:{ports['alertmanager']}"

@@ -143,9 +143,9 @@ def test_prometheus_files_follow_the_profiles_and_the_password(tmp_path):
                           "labels": {"__scheme__": "https", "__metrics_path__": "/litellm/metrics"}}]}
     web = yaml.safe_load((prometheus / "web.yml").read_text())
     assert bcrypt.checkpw(b"a-long-password-123", web["basic_auth_users"]["llmwatch"].encode())
-    assert (prometheus / "prometheus_password").read_text() == "a-long-password-123\n"
-    assert (prometheus / "litellm_master_key").read_text() == "sk-1234\n"
-    assert oct((prometheus / "web.yml").stat().st_mode & 0o777) == "0o644"
+    assert (prometheus / "prometheus_password").read_text() == "a-long-password-123"
+    assert (prometheus / "litellm_scrape_key").read_text() == "sk-1234"
+    assert oct((prometheus / "web.yml").stat().st_mode & 0o777) == "0o600"
     # running it again (every `docker compose up`) replaces the files, no leftovers
     env["COMPOSE_PROFILES"] = "vllm"
     assert stack_config(tmp_path, env).returncode == 0
@@ -204,7 +204,11 @@ def test_alertmanager_gets_the_same_basic_auth_as_prometheus(tmp_path):
     assert result.returncode == 0, result.stderr
     web = yaml.safe_load((tmp_path / "alertmanager" / "web.yml").read_text())
     assert bcrypt.checkpw(BASE["PROMETHEUS_PASSWORD"].encode(), web["basic_auth_users"]["llmwatch"].encode())
-    assert (tmp_path / "alertmanager" / "password").read_text() == BASE["PROMETHEUS_PASSWORD"] + "\n"
+    # its healthcheck's request, with the password (0600), and no leftover password file
+    request = (tmp_path / "alertmanager" / "healthcheck.http").read_bytes()
+    assert request == (tmp_path / "prometheus" / "healthcheck.http").read_bytes()
+    assert request.startswith(b"GET /-/ready HTTP/1.0\r\n") and request.endswith(b"\r\n\r\n")
+    assert not (tmp_path / "alertmanager" / "password").exists()
 
 
 def test_a_runbook_url_with_an_anchor_is_refused(tmp_path):

@@ -181,9 +181,7 @@ def test_the_docker_socket_only_in_the_proxy_on_an_internal_network_of_its_clien
         assert mounts_socket == (name == "docker-proxy"), name
         networks = service.get("networks", [])
         assert ("docker-api" in networks) == (name in DOCKER_API_CLIENTS | {"docker-proxy"}), name
-        if name != "node-exporter":
-            assert "llmwatch" in networks or name == "docker-proxy", name
-    assert SERVICES["docker-proxy"]["networks"] == ["docker-api"]  # not reachable from the llmwatch network
+    assert SERVICES["docker-proxy"]["networks"] == ["docker-api"]  # not reachable from frontend or backend
     assert "${LLMWATCH_DOCKER_SOCKET:-/var/run/docker.sock}:/var/run/docker.sock:ro" in SERVICES["docker-proxy"]["volumes"]
     for name in ("gpu-exporter", "vllm-exporter", "probe-exporter", "stack-config"):
         assert SERVICES[name]["environment"]["LLMWATCH_DOCKER__HOST"] == "tcp://docker-proxy:2375"
@@ -240,8 +238,8 @@ def test_exporter_services_are_switchable_and_match_their_settings(exporter):
     job, address = EXPORTER_PROFILES[exporter]
     assert address == f"{exporter}-exporter:{port}"  # the Prometheus target stack-config writes
     for key, value in service.get("environment", {}).items():
-        if key.endswith(("MASTER_KEY", "SECRET_KEY", "PUBLIC_KEY", "DATABASE_URL")):
-            assert value.startswith("${"), f"{key} must come from .env"
+        if key.endswith(("MASTER_KEY", "SECRET_KEY", "PUBLIC_KEY", "DATABASE_URL", "PASSWORD", "_KEY")):
+            pytest.fail(f"{key}: a secret goes in a file (LLMWATCH_..._FILE), not the environment")
 
 
 def test_gpu_exporter_gets_the_nvidia_runtime_and_host_pids():
@@ -315,7 +313,7 @@ def test_insights_exporter_is_always_on_and_reads_prometheus_with_its_password()
     service = SERVICES["insights-exporter"]
     assert "profiles" not in service and service["command"] == ["insights"]
     assert service["healthcheck"]["test"][-1] == str(SETTINGS["insights"]["port"]) == "9904"
-    assert service["environment"]["LLMWATCH_INSIGHTS__PROMETHEUS_PASSWORD"].startswith("${PROMETHEUS_PASSWORD:?")
+    assert service["environment"]["LLMWATCH_INSIGHTS__PROMETHEUS_PASSWORD_FILE"] == "/etc/llmwatch/secrets/prometheus_password"
     assert SETTINGS["insights"]["prometheus_url"] == "http://prometheus:23001"
     prometheus = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "llmwatch-insights")
@@ -436,3 +434,141 @@ def test_stack_config_check_only_reads_the_environment(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
     monkeypatch.setenv("PROMETHEUS_PASSWORD", "short")
     assert stack_main.main(["--out", str(tmp_path), "--check"]) == 2
+
+
+# What people reach and what Grafana reads; Prometheus and Loki are also on backend (scrapes, pushes).
+FRONTEND = {"grafana", "prometheus", "loki", "alertmanager"}
+BACKEND_TOO = {"prometheus", "loki"}
+
+
+def test_frontend_backend_and_docker_api_networks_keep_apart_what_need_not_meet():
+    """Grafana (published, runs plugins) cannot reach the exporters, cAdvisor or Alloy; the exporters
+    (which parse what upstreams send) cannot reach Grafana or Alertmanager; only the proxy's clients
+    reach the proxy, on a network with no route out."""
+    assert set(COMPOSE["networks"]) == {"frontend", "backend", "docker-api"}
+    assert COMPOSE["networks"]["docker-api"] == {"internal": True}
+    for name, service in SERVICES.items():
+        if name == "node-exporter":
+            assert service["network_mode"] == "host"
+            continue
+        networks = set(service["networks"])
+        assert ("frontend" in networks) == (name in FRONTEND), name
+        if name in FRONTEND:
+            assert networks == {"frontend"} | ({"backend"} if name in BACKEND_TOO else set()), name
+        elif name not in ("docker-proxy", "stack-config"):
+            assert "backend" in networks, name
+    assert SERVICES["stack-config"]["networks"] == ["docker-api"]
+    # nothing published or on the frontend shares a network with the proxy
+    exposed = {name for name, service in SERVICES.items() if service.get("ports")} | FRONTEND
+    for name in exposed:
+        assert not set(SERVICES[name]["networks"]) & set(SERVICES["docker-proxy"]["networks"]), name
+
+
+# Services that run as root, each for the reason its comment in docker-compose.yml gives.
+ROOT = {"docker-proxy": "the socket's owner", "stack-config": "gives each secret file to its reader (CAP_CHOWN)", "alloy": "the image's user; non-root is experimental upstream",
+        "cadvisor": "reads Docker's data root and containerd's state"}
+MEMORY = {"prometheus": "4g", "grafana": "1g", "loki": "1g", "alloy": "512m", "cadvisor": "512m",
+          "docker-proxy": "64m", "alertmanager": "256m"}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_runs_with_least_privilege(name):
+    service = SERVICES[name]
+    assert service["cap_drop"] == ["ALL"], name
+    assert service["security_opt"] == ["no-new-privileges:true"], name
+    assert service["read_only"] is True, name
+    assert "privileged" not in service, name
+    assert service.get("cap_add", []) == {"cadvisor": ["SYSLOG"], "stack-config": ["CHOWN"]}.get(name, []), name
+    assert service["mem_limit"] == MEMORY.get(name, "256m"), name
+    user = str(service["user"])
+    assert (user.split(":")[0] in ("0", "root")) == (name in ROOT), f"{name} runs as {user}"
+
+
+def test_cadvisor_is_not_privileged_and_reads_the_kernel_log():
+    service = SERVICES["cadvisor"]
+    assert "privileged" not in service and service["devices"] == ["/dev/kmsg"] and service["cap_add"] == ["SYSLOG"]
+    assert all(v.endswith(":ro") for v in service["volumes"])
+
+
+def test_prometheus_lifecycle_endpoints_are_off():
+    """Nothing reloads or stops Prometheus over HTTP; with the lifecycle API on, anyone holding the
+    password could POST /-/quit."""
+    assert not any("enable-lifecycle" in arg for arg in SERVICES["prometheus"]["command"])
+
+
+# .env's secrets: only stack-config has them in its environment, and writes each as a file.
+SECRETS = {"PROMETHEUS_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "LITELLM_MASTER_KEY", "LITELLM_METRICS_KEY",
+           "PROBE_LITELLM_KEY", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_DATABASE_URL",
+           "ALERT_SLACK_API_URL", "ALERT_PAGERDUTY_ROUTING_KEY", "ALERT_SMTP_PASSWORD", "ALERT_WEBHOOK_URL",
+           "WATCHDOG_URL"}
+
+
+def test_no_service_but_stack_config_has_a_secret_in_its_environment():
+    """The Docker API's inspect returns a container's environment to every client of the socket
+    proxy; the secrets are files instead, each in the volume of the services that read it."""
+    for name, service in SERVICES.items():
+        text = json.dumps(service.get("environment", {}))
+        found = {secret for secret in SECRETS if "${" + secret in text}
+        assert not found or name == "stack-config", f"{name} has {found} in its environment"
+    assert {s for s in SECRETS if "${" + s in json.dumps(SERVICES["stack-config"]["environment"])} == SECRETS
+    readers = {name for name, service in SERVICES.items() for volume in service.get("volumes", [])
+               if volume.split(":")[0] in ("grafana-secrets", "exporter-secrets", "prometheus-stack", "alertmanager-stack")}
+    assert readers == {"stack-config", "grafana", "prometheus", "alertmanager", "demo", "insights-exporter",
+                       "litellm-exporter", "probe-exporter", "langfuse-exporter"}
+    for name in readers - {"stack-config", "demo"}:  # the demo writes its targets; the others only read
+        assert all(v.endswith(":ro") for v in SERVICES[name]["volumes"] if "secrets" in v or "-stack" in v), name
+
+
+def test_secret_files_belong_to_the_user_each_reader_runs_as():
+    from llmwatch.tools.stack_config import render
+
+    uid = lambda name: int(str(SERVICES[name]["user"]).split(":")[0]) if str(SERVICES[name]["user"])[0].isdigit() else None
+    assert uid("prometheus") == uid("alertmanager") == render.PROMETHEUS_UID
+    assert uid("grafana") == render.GRAFANA_UID
+    assert SERVICES["insights-exporter"]["user"] == "llmwatch"
+    assert "--uid 10001 llmwatch" in (REPO / "docker" / "Dockerfile").read_text() and render.EXPORTER_UID == 10001
+
+
+def test_exporters_and_grafana_read_their_secrets_from_files_stack_config_writes():
+    from llmwatch.tools.stack_config import render
+
+    files = set(render.EXPORTER_SECRETS)
+    for name, service in SERVICES.items():
+        for key, value in service.get("environment", {}).items():
+            if key.endswith("_FILE") and value.startswith("/etc/llmwatch/secrets/"):
+                assert value.rsplit("/", 1)[1] in files, (name, key)
+                assert "exporter-secrets:/etc/llmwatch/secrets:ro" in service["volumes"], name
+                assert service["depends_on"]["stack-config"] == {"condition": "service_completed_successfully"}, name
+    grafana = SERVICES["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/etc/grafana/secrets/admin_password"
+    assert "grafana-secrets:/etc/grafana/secrets:ro" in grafana["volumes"]
+    assert grafana["depends_on"]["stack-config"] == {"condition": "service_completed_successfully"}
+    assert "grafana-secrets:/out/grafana" in SERVICES["stack-config"]["volumes"]
+    assert "exporter-secrets:/out/exporters" in SERVICES["stack-config"]["volumes"]
+    prometheus = yaml.safe_load((REPO / "config" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "litellm")
+    assert job["authorization"]["credentials_file"] == "stack/litellm_scrape_key"
+
+
+def test_healthchecks_put_no_password_on_a_command_line():
+    """`ps` on the host shows every process's arguments."""
+    for name, service in SERVICES.items():
+        test = " ".join(service.get("healthcheck", {}).get("test", []))
+        assert "password" not in test and "@localhost" not in test and "Authorization" not in test, name
+    for name, port, folder in (("prometheus", 23001, "/etc/prometheus/stack"),
+                               ("alertmanager", 23003, "/etc/alertmanager/stack")):
+        assert SERVICES[name]["healthcheck"]["test"] == [
+            "CMD-SHELL", f"nc localhost {port} < {folder}/healthcheck.http | head -n 1 | grep -q ' 200 '"]
+
+
+def test_lokis_ruler_reads_alertmanagers_credentials_from_the_file_stack_config_writes():
+    """Loki's log-based alerts reach Alertmanager with the stack's basic auth, read from a file in a
+    volume only stack-config writes and only Loki reads (no password in Loki's environment)."""
+    client = yaml.safe_load((REPO / "config" / "loki" / "loki.yml").read_text())["ruler"]["alertmanager_client"]
+    assert client["type"] == "Basic" and "basic_auth_password" not in client
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in SERVICES["loki"]["volumes"]}
+    directory, name = client["credentials_file"].rsplit("/", 1)
+    volume = mounts[directory]
+    assert f"{volume}:/out/loki" in SERVICES["stack-config"]["volumes"] and name == "alertmanager_credentials"
+    readers = [s for s, service in SERVICES.items() if any(v.startswith(f"{volume}:") for v in service.get("volumes", []))]
+    assert sorted(readers) == ["loki", "stack-config"]

@@ -134,6 +134,8 @@ def test_grafana_datasource_interval_matches_the_scrape_interval():
     assert set(by_uid) == {"prometheus", "loki", "alertmanager"}
     assert by_uid["prometheus"]["jsonData"]["timeInterval"] == prometheus["global"]["scrape_interval"] == "30s"
     assert by_uid["prometheus"]["url"] == "http://prometheus:23001" and by_uid["prometheus"]["basicAuth"] is True
-    assert by_uid["prometheus"]["secureJsonData"]["basicAuthPassword"] == "${PROMETHEUS_PASSWORD}"
+    # from the file stack-config writes for Grafana, not from the environment
+    assert by_uid["prometheus"]["secureJsonData"]["basicAuthPassword"] == "$__file{/etc/grafana/secrets/prometheus_password}"
+    assert by_uid["alertmanager"]["secureJsonData"] == by_uid["prometheus"]["secureJsonData"]
     assert by_uid["loki"]["url"] == "http://loki:23002"
     assert by_uid["alertmanager"]["url"] == "http://alertmanager:23003"

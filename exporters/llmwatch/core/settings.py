@@ -2,6 +2,8 @@
 
 Sources, later ones winning: ``config/settings.toml`` (committed defaults, every key listed there),
 ``config/.secrets.toml`` (untracked), then environment variables ``LLMWATCH_<SECTION>__<KEY>``.
+A secret can instead come from a file named by ``LLMWATCH_<SECTION>__<KEY>_FILE`` (see
+:func:`_read_secret_files`).
 Environment values are parsed as TOML by dynaconf (``42`` is an int, ``[..]`` a list) and are
 otherwise literal: dynaconf's ``@format``/``@jinja``/``@json`` directives are switched off, and its
 own control variables (``*_FOR_DYNACONF``, ``DYNACONF_*``) are refused, so no value (a secret
@@ -39,6 +41,8 @@ ENV_PREFIX = "LLMWATCH"
 CONFIG_DIR_ENV = "LLMWATCH_CONFIG_DIR"
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 MASK = "********"
+# LLMWATCH_<SECTION>__<KEY>_FILE: the file holding a secret setting.
+FILE_SUFFIX = "_FILE"
 
 
 class SettingsError(Problems):
@@ -189,6 +193,36 @@ def _replace_env_lists(sections: dict[str, type], raw: dict[str, Any]) -> None:
                 section[key] = value
 
 
+def _read_secret_files(sections: dict[str, type], raw: dict[str, Any]) -> list[str]:
+    """Put the content of each ``LLMWATCH_<SECTION>__<KEY>_FILE`` into its secret setting.
+
+    Compose hands secrets to the exporters as files: a container's environment is returned by the
+    Docker API's inspect, a file is not. Surrounding whitespace (a final newline) is dropped."""
+    problems = []
+    for name, scls in sections.items():
+        section = raw.get(name)
+        if not isinstance(section, dict):
+            continue
+        for key in secret_keys(scls):
+            # dynaconf read the variable as a key <key>_file of the section: not a setting
+            for found in [k for k in section if k.lower() == key + FILE_SUFFIX.lower()]:
+                del section[found]
+            variable = env_name(name, key) + FILE_SUFFIX
+            path = os.environ.get(variable, "").strip()
+            if not path:
+                continue
+            if os.environ.get(env_name(name, key), "").strip():
+                problems.append(f"{name}.{key}: set {env_name(name, key)} or {variable}, not both")
+                continue
+            try:
+                value = Path(path).read_text().strip()
+            except (OSError, UnicodeDecodeError) as e:
+                problems.append(f"{name}.{key} (env {variable}): cannot read {path}: {getattr(e, 'strerror', None) or e}")
+                continue
+            section[next((k for k in section if k.lower() == key), key)] = value
+    return problems
+
+
 def _checks(sections: dict[str, type], raw: dict[str, Any]) -> list[str]:
     """Run each field's ``check`` (after the type validators passed)."""
     problems = []
@@ -277,6 +311,7 @@ def load(section: str, cls: type, *, known_sections: set[str],
 
     raw = {k.lower(): v for k, v in dyn.as_dict().items()}
     _replace_env_lists(sections, raw)
+    problems.extend(_read_secret_files(sections, raw))
     for top, value in raw.items():
         if top == CONFIG_DIR_ENV.removeprefix(ENV_PREFIX + "_").lower():
             continue

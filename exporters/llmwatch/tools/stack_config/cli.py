@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,14 +16,33 @@ from llmwatch.tools.stack_config import render
 DEFAULT_ALERTMANAGER = Path(__file__).resolve().parents[4] / "config" / "alertmanager"
 
 
-def write(path: Path, text: str) -> None:
-    """Replace a file atomically (Prometheus watches the target files) and readable by every user
-    (Prometheus and Alertmanager run as nobody; the volume itself is private to root)."""
+def write(path: Path, text: str, *, secret_for: int | None = None) -> None:
+    """Replace a file atomically (Prometheus watches the target files).
+
+    A secret (``secret_for``: the uid of the one service that reads it) is created 0600, never
+    readable by others even for a moment, and given to that uid when this runs as root (in
+    compose, with CAP_CHOWN alone); anything else is 0644."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
+    tmp.unlink(missing_ok=True)
+    mode = 0o644 if secret_for is None else 0o600
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w") as f:
+        f.write(text)
+    tmp.chmod(mode)  # whatever the umask
+    if secret_for is not None and os.geteuid() == 0:
+        os.chown(tmp, secret_for, secret_for)
     tmp.replace(path)
+
+
+def own_directory(path: Path, uid: int = 0, mode: int = 0o755) -> None:
+    """Give a volume's directory to ``uid`` and group root, as root only: with CAP_CHOWN alone, root
+    cannot write into a directory the image made for another user, nor change the mode of one it
+    gave away, so the mode is set while it is root's."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(path, 0, 0)  # its own, so that it may set the mode (no CAP_FOWNER)...
+        path.chmod(mode)
+        os.chown(path, uid, 0)  # ...and then give it away
 
 
 def compose_services(docker_host: str, project: str, timeout: float = 10.0) -> frozenset[str]:
@@ -89,24 +107,49 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_files(out: Path, alertmanager_source: Path, env: render.StackEnv, services: frozenset[str] | None,
                 alertmanager: dict) -> None:
-    """Prometheus' and Alertmanager's files under ``out``; OSError when they cannot be written."""
+    """Prometheus', Alertmanager's, Grafana's and the exporters' files under ``out``; OSError when they
+    cannot be written."""
     prometheus_dir = out / "prometheus"
-    write(prometheus_dir / "web.yml", render.prometheus_web_config(env))
-    write(prometheus_dir / "prometheus_password", env.prometheus_password + "\n")
-    write(prometheus_dir / "litellm_master_key", env.litellm_master_key + "\n")
+    alertmanager_dir = out / "alertmanager"
+    grafana_dir = out / "grafana"
+    loki_dir = out / "loki"
+    exporters_dir = out / "exporters"
+    for directory in (prometheus_dir, alertmanager_dir, grafana_dir, loki_dir, exporters_dir):
+        own_directory(directory, 0)
+    # target files: this (root) and the demo (the exporters' user) write them
+    own_directory(prometheus_dir / "targets", render.EXPORTER_UID, 0o775)
+
+    # Secrets are files, 0600, each its reader's alone: none is in a container's environment
+    # (which the Docker API's inspect returns) but stack-config's own (README, "Security").
+    prometheus = render.PROMETHEUS_UID
+    write(prometheus_dir / "web.yml", render.prometheus_web_config(env), secret_for=prometheus)
+    write(prometheus_dir / "prometheus_password", env.prometheus_password, secret_for=prometheus)
+    write(prometheus_dir / "litellm_scrape_key", render.litellm_scrape_key(env), secret_for=prometheus)
+    write(prometheus_dir / "healthcheck.http", render.healthcheck_request(env), secret_for=prometheus)
+    for stale in ("litellm_master_key",):  # written by earlier versions
+        (prometheus_dir / stale).unlink(missing_ok=True)
     for name, targets in render.prometheus_targets(env, services).items():
         write(prometheus_dir / "targets" / name, render.dump_json(targets))
     # a demo that was killed without cleaning up leaves its targets: the demo writes them anew
     for stale in (prometheus_dir / "targets").glob(f"*{render.DEMO_SUFFIX}"):
         stale.unlink()
 
-    alertmanager_dir = out / "alertmanager"
-    write(alertmanager_dir / "alertmanager.yml", yaml.safe_dump(alertmanager, sort_keys=False))
-    write(alertmanager_dir / "web.yml", render.alertmanager_web_config(env))
-    write(alertmanager_dir / "password", env.prometheus_password + "\n")  # for its healthcheck
+    # alertmanager.yml holds the receivers' keys and passwords
+    write(alertmanager_dir / "alertmanager.yml", yaml.safe_dump(alertmanager, sort_keys=False), secret_for=prometheus)
+    write(alertmanager_dir / "web.yml", render.alertmanager_web_config(env), secret_for=prometheus)
+    write(alertmanager_dir / "healthcheck.http", render.healthcheck_request(env), secret_for=prometheus)
+    (alertmanager_dir / "password").unlink(missing_ok=True)  # written by earlier versions
     templates = alertmanager_dir / "templates"
-    templates.mkdir(parents=True, exist_ok=True)
+    own_directory(templates)
     for template in sorted((alertmanager_source / "templates").glob("*.tmpl")):
-        shutil.copyfile(template, templates / template.name)
-        (templates / template.name).chmod(0o644)
+        write(templates / template.name, template.read_text())
     write(templates / render.LINKS_TEMPLATE, render.links_template(env))
+
+    write(grafana_dir / "admin_password", env.grafana_admin_password, secret_for=render.GRAFANA_UID)
+    write(grafana_dir / "prometheus_password", env.prometheus_password, secret_for=render.GRAFANA_UID)
+    # Loki's ruler sends its log-based alerts to Alertmanager (config/loki/loki.yml)
+    write(loki_dir / "alertmanager_credentials", render.basic_credentials(env), secret_for=render.LOKI_UID)
+    for name, value in render.exporter_secrets(env).items():
+        write(exporters_dir / name, value, secret_for=render.EXPORTER_UID)
+
+

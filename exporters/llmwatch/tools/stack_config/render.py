@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -32,7 +34,17 @@ PROMETHEUS_USER = "llmwatch"
 # Alertmanager template (written by stack-config) that turns an alert's runbook_url, a path in the
 # repository such as docs/runbooks.md#gpulost, into a link (config/alertmanager/templates/links.tmpl).
 LINKS_TEMPLATE = "links.tmpl"
-# Used in a healthcheck URL (user:password@host), so only characters that need no escaping.
+# Who reads the secrets stack-config writes (docker-compose.yml gives each service this user):
+# each file is 0600 and belongs to its reader alone.
+PROMETHEUS_UID = 65534  # prom/prometheus and prom/alertmanager: nobody
+GRAFANA_UID = 472  # grafana/grafana: grafana
+EXPORTER_UID = 10001  # docker/Dockerfile: llmwatch
+LOKI_UID = 10001  # grafana/loki: loki
+# Secrets the exporters read from files (LLMWATCH_<SECTION>__<KEY>_FILE), by file name; each
+# comes from the .env variable of the same name in capitals.
+EXPORTER_SECRETS = ("prometheus_password", "litellm_master_key", "probe_litellm_key",
+                    "langfuse_public_key", "langfuse_secret_key", "langfuse_database_url")
+# Kept to characters that need no quoting anywhere the password goes (basic auth, YAML, .env).
 PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9._~-]{12,}")
 # Receivers in config/alertmanager/alertmanager.yml and which integrations each one gets.
 RECEIVER_INTEGRATIONS = {
@@ -68,6 +80,23 @@ class StackEnv:
     smtp_require_tls: bool
     watchdog_url: str
     runbook_url: str = ""
+    # Secrets passed on to Grafana and the exporters as files (see EXPORTER_SECRETS).
+    grafana_admin_password: str = ""
+    litellm_metrics_key: str = ""
+    probe_litellm_key: str = ""
+    langfuse_public_key: str = ""
+    langfuse_secret_key: str = ""
+    langfuse_database_url: str = ""
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a publish address (LLMWATCH_PUBLISH_ADDRESS) keeps ports on this host."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:  # a host name or a typo: not known to be loopback
+        return False
 
 
 # Keys that are sent as one token (an HTTP header, a JSON field): no whitespace at all.
@@ -132,6 +161,15 @@ def load_env(environ: dict[str, str]) -> StackEnv:
         smarthost = get("ALERT_SMTP_SMARTHOST")
         if smarthost and not re.fullmatch(r"[^\s:/]+:\d{1,5}", smarthost):
             problems.append(f"ALERT_SMTP_SMARTHOST must be host:port, got {smarthost!r}")
+    anonymous = get("GRAFANA_ANONYMOUS_VIEWER").lower() or "false"
+    publish_address = get("LLMWATCH_PUBLISH_ADDRESS") or "127.0.0.1"
+    if anonymous not in ("true", "false"):
+        problems.append(f"GRAFANA_ANONYMOUS_VIEWER must be true or false, got {anonymous!r}")
+    elif anonymous == "true" and not is_loopback(publish_address):
+        problems.append(f"GRAFANA_ANONYMOUS_VIEWER=true is refused with LLMWATCH_PUBLISH_ADDRESS={publish_address}: "
+                        "anyone who reaches Grafana would read every metric and every container's logs without "
+                        "logging in. Publish on 127.0.0.1 (README, \"Exposure and TLS\") or set "
+                        "GRAFANA_ANONYMOUS_VIEWER=false")
     require_tls = get("ALERT_SMTP_REQUIRE_TLS").lower() or "true"
     if require_tls not in ("true", "false"):
         problems.append(f"ALERT_SMTP_REQUIRE_TLS must be true or false, got {require_tls!r}")
@@ -147,6 +185,9 @@ def load_env(environ: dict[str, str]) -> StackEnv:
         smtp_from=get("ALERT_SMTP_FROM"), smtp_username=get("ALERT_SMTP_USERNAME"),
         smtp_password=get("ALERT_SMTP_PASSWORD"), smtp_require_tls=require_tls == "true",
         watchdog_url=get("WATCHDOG_URL"), runbook_url=get("LLMWATCH_RUNBOOK_URL"),
+        grafana_admin_password=get("GRAFANA_ADMIN_PASSWORD"), litellm_metrics_key=get("LITELLM_METRICS_KEY"),
+        probe_litellm_key=get("PROBE_LITELLM_KEY"), langfuse_public_key=get("LANGFUSE_PUBLIC_KEY"),
+        langfuse_secret_key=get("LANGFUSE_SECRET_KEY"), langfuse_database_url=get("LANGFUSE_DATABASE_URL"),
     )
 
 
@@ -154,6 +195,28 @@ def prometheus_web_config(env: StackEnv, rounds: int = 10) -> str:
     """Prometheus' --web.config.file: basic auth for everything it serves."""
     hashed = bcrypt.hashpw(env.prometheus_password.encode(), bcrypt.gensalt(rounds)).decode()
     return yaml.safe_dump({"basic_auth_users": {PROMETHEUS_USER: hashed}})
+
+
+def basic_credentials(env: StackEnv) -> str:
+    """The stack's basic-auth credentials as an ``Authorization: Basic`` header carries them."""
+    return base64.b64encode(f"{PROMETHEUS_USER}:{env.prometheus_password}".encode()).decode()
+
+
+def healthcheck_request(env: StackEnv, path: str = "/-/ready") -> str:
+    """The HTTP request a healthcheck sends with ``nc``, read from a file: a password in a wget URL
+    or header is on a command line, which ``ps`` shows to every user of the host."""
+    return f"GET {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Basic {basic_credentials(env)}\r\n\r\n"
+
+
+def litellm_scrape_key(env: StackEnv) -> str:
+    """Prometheus' credential for LiteLLM's /metrics: the metrics-only virtual key when there is
+    one (README, "Security"), else the master key."""
+    return env.litellm_metrics_key or env.litellm_master_key
+
+
+def exporter_secrets(env: StackEnv) -> dict[str, str]:
+    """The exporters' secret files by name (EXPORTER_SECRETS); empty: not set."""
+    return {name: getattr(env, name) for name in EXPORTER_SECRETS}
 
 
 def alertmanager_web_config(env: StackEnv, rounds: int = 10) -> str:
