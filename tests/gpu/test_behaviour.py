@@ -165,6 +165,59 @@ def test_a_hung_gpu_costs_only_its_own_series_within_the_budget():
     exporter.close()
 
 
+def test_a_hung_gpu_never_marks_a_healthy_one_down_under_concurrent_scrapes():
+    nvml = h200_node(4)
+    exporter = make_exporter(nvml, budget=1.0)
+    render(exporter)
+    nvml.gpus[1].hang = threading.Event()
+    rounds, scrapers = 5, 20
+    results: list[list[float | None]] = []
+    start = threading.Barrier(scrapers)
+
+    def scrape_repeatedly():
+        start.wait()
+        for _ in range(rounds):
+            text = render(exporter)
+            results.append([value(text, "llmwatch_gpu_up", gpu=str(i)) for i in range(4)])
+
+    threads = [threading.Thread(target=scrape_repeatedly) for _ in range(scrapers)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        nvml.gpus[1].hang.set()
+    assert len(results) == rounds * scrapers
+    assert [r for r in results if r != [1, 0, 1, 1]] == []
+    # One reader for the hung GPU, however many scrapes waited on it.
+    assert sum(t.name == "gpu-read-1" for t in threading.enumerate()) <= 1
+    exporter.close()
+
+
+def test_a_hung_nvml_init_costs_one_budget_and_is_not_started_twice():
+    nvml = h200_node(2)
+    hang = threading.Event()
+    real_init = nvml.nvmlInit
+
+    def hung_init():
+        hang.wait()
+        real_init()
+
+    nvml.nvmlInit = hung_init
+    exporter = make_exporter(nvml, budget=0.2)
+    try:
+        first = render(exporter)
+        second = render(exporter)
+        assert value(first, "llmwatch_gpu_nvml_up") == 0
+        assert value(second, "llmwatch_gpu_scrape_errors_total", reason="timeout") == 2
+        assert sum(t.name == "nvml-init" for t in threading.enumerate()) == 1
+    finally:
+        hang.set()
+    assert value(render(exporter), "llmwatch_gpu_nvml_up") == 1
+    exporter.close()
+
+
 def test_gpu_that_disappears_after_reinit_stays_reported_down():
     nvml = h200_node(3)
     exporter = make_exporter(nvml)
