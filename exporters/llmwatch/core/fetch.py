@@ -5,6 +5,10 @@ between scrapes). A scrape hands over every request it needs and gets back, by t
 :class:`Reply` for each: a body, or the reason it has none. A request still running at the
 deadline is cancelled, so a hanging upstream costs one budget, never a stuck thread. Replies are
 handed over as they arrive, so the caller parses fast upstreams while slow ones still answer.
+
+Bodies are streamed and the read stops at the exporter's cap (``too_large``): the connection is
+closed there, so an upstream sending a huge body costs at most the cap per request, and the
+memory it cost is given back to the system after the scrape (:mod:`llmwatch.core.memory`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
+
+from llmwatch.core import memory
 
 
 # connect: refused, reset or unreachable; http: not a valid HTTP answer; http_status: not 200.
@@ -38,9 +44,10 @@ class Reply:
 
 
 class Fetcher:
-    """``headers`` go with every request (Accept, Authorization); ``name`` names the loop's thread."""
+    """``headers`` go with every request (Accept, Authorization); ``name`` names the loop's thread;
+    ``max_body_bytes`` is the largest body accepted, each exporter's own (a bigger one is ``too_large``)."""
 
-    def __init__(self, name: str, headers: dict[str, str], max_body_bytes: int = 32 << 20):
+    def __init__(self, name: str, headers: dict[str, str], max_body_bytes: int):
         self.max_body_bytes = max_body_bytes
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"{name}-fetch", daemon=True)
@@ -85,10 +92,12 @@ class Fetcher:
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > self.max_body_bytes:
+                        memory.note_body(size)
                         return Reply(response.status_code, error="too_large", seconds=loop.time() - start,
                                      detail=f"body larger than {self.max_body_bytes} bytes")
                     chunks.append(chunk)
                 body = b"".join(chunks)
+                memory.note_body(size)
                 if response.status_code != 200:
                     return Reply(response.status_code, body, error="http_status", seconds=loop.time() - start,
                                  detail=f"HTTP {response.status_code}")
