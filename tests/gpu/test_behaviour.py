@@ -88,6 +88,25 @@ def test_lost_gpu_goes_down_alone_and_comes_back():
     exporter.close()
 
 
+def test_a_gpu_going_down_is_logged_once_as_a_warning_and_its_return_once(caplog):
+    nvml = h200_node(2)
+    exporter = make_exporter(nvml)
+    render(exporter)
+    caplog.clear()
+    caplog.set_level("INFO", logger="llmwatch.exporters.gpu")
+    nvml.gpus[1].lost = True
+    for _ in range(3):
+        render(exporter)
+    nvml.gpus[1].lost = False
+    for _ in range(2):
+        render(exporter)
+    exporter.close()
+    events = [(r.levelname, r.getMessage(), getattr(r, "gpu", None), getattr(r, "reason", None))
+              for r in caplog.records if r.getMessage().startswith("GPU ")]
+    assert events == [("WARNING", "GPU down", "1", "gpu_lost"), ("INFO", "GPU back", "1", None)]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def _info_labels(text: str, gpu: str) -> dict:
     for (name, labels), _ in samples(text).items():
         if name == "llmwatch_gpu_info" and dict(labels)["gpu"] == gpu:

@@ -124,6 +124,7 @@ class GpuReading:
     mig: list[MigInstance] = field(default_factory=list)
     down: str | None = None
     duration: float = 0.0
+    error: str = ""  # NVML's message when down, for the log
 
 
 @dataclass
@@ -191,6 +192,7 @@ class NvmlSource:
         self.known: set[str] = set()
         self._last_init_error: str | None = None
         self._opening: Future | None = None  # the initialisation in flight
+        self._down: dict[str, str] = {}  # GPU index -> reason, for GPUs last reported down
 
     # -- session -------------------------------------------------------------------------------
     def ensure_session(self, errors: ScrapeErrors, timeout: float) -> bool:
@@ -238,7 +240,7 @@ class NvmlSource:
                     if _code(e) not in GPU_DOWN_CODES:
                         raise
                     gpus[str(i)] = _Gpu(str(i), None)
-                    log.error("GPU not readable at initialisation", extra={"gpu": i, "error": str(e)})
+                    log.warning("GPU not readable at initialisation", extra={"gpu": i, "error": str(e)})
             cuda = n.nvmlSystemGetCudaDriverVersion()
             system = SystemInfo(driver_version=n.nvmlSystemGetDriverVersion(),
                                 cuda_version=f"{cuda // 1000}.{cuda % 1000 // 10}",
@@ -305,8 +307,7 @@ class NvmlSource:
             future = futures[gpu.index]
             if not future.done():
                 errors.add("timeout")
-                log.warning("GPU read exceeded the scrape budget", extra={"gpu": gpu.index, "budget": budget})
-                readings.append(GpuReading(gpu.index, down="timeout"))
+                readings.append(GpuReading(gpu.index, down="timeout", error=f"no answer within {budget:.1f}s"))
                 continue
             try:
                 readings.append(future.result())
@@ -322,8 +323,23 @@ class NvmlSource:
             self.reset()
             return []
         missing = self.known - {r.index for r in readings}
-        readings += [GpuReading(index, down="missing") for index in sorted(missing)]
+        readings += [GpuReading(index, down="missing", error="not found at initialisation")
+                     for index in sorted(missing)]
+        self._log_changes(readings)
         return readings
+
+    def _log_changes(self, readings: list[GpuReading]) -> None:
+        """A warning when a GPU goes down (or down for another reason), a note when it is back:
+        state changes, not one line per GPU per scrape."""
+        with self._lock:
+            for r in readings:
+                was = self._down.get(r.index)
+                if r.down and r.down != was:
+                    self._down[r.index] = r.down
+                    log.warning("GPU down", extra={"gpu": r.index, "reason": r.down, "error": r.error})
+                elif not r.down and was:
+                    del self._down[r.index]
+                    log.info("GPU back", extra={"gpu": r.index, "was": was})
 
     def _reading(self, gpu: _Gpu, errors: ScrapeErrors) -> Future:
         """This GPU's read in flight, or a new one on its own daemon thread when none is."""
@@ -351,8 +367,7 @@ class NvmlSource:
             if reason == "gpu_lost" and gpu.static is not None:
                 gpu.static = None  # read identity again once it is back (it may be another board)
             errors.add(reason)
-            log.error("GPU down", extra={"gpu": gpu.index, "error": str(e), "reason": reason})
-            return GpuReading(gpu.index, down=reason, duration=self.clock() - start)
+            return GpuReading(gpu.index, down=reason, duration=self.clock() - start, error=str(e))
         reading.duration = self.clock() - start
         return reading
 
