@@ -237,6 +237,22 @@ def test_a_hung_nvml_init_costs_one_budget_and_is_not_started_twice():
     exporter.close()
 
 
+def test_a_hung_nvml_shutdown_does_not_hold_up_close():
+    from llmwatch.exporters.gpu.nvml import SHUTDOWN_SECONDS
+
+    nvml = h200_node(1)
+    exporter = make_exporter(nvml)
+    render(exporter)
+    hang = threading.Event()
+    nvml.nvmlShutdown = hang.wait
+    closed = threading.Event()
+    threading.Thread(target=lambda: (exporter.close(), closed.set()), daemon=True).start()
+    try:
+        assert closed.wait(SHUTDOWN_SECONDS + 2)
+    finally:
+        hang.set()
+
+
 def test_gpu_that_disappears_after_reinit_stays_reported_down():
     nvml = h200_node(3)
     exporter = make_exporter(nvml)
