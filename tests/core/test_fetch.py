@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 
@@ -74,3 +75,13 @@ def test_a_scrape_that_read_a_large_body_gives_memory_back_after_it():
 
     list(ExporterCollector("test", scrape).collect())
     assert memory.give_back() is False  # the collector already trimmed
+
+
+def test_a_scrape_running_into_close_gets_error_replies_not_an_exception():
+    server = HugeBodyServer()  # never asked: the client is closed first
+    fetcher = Fetcher("test", {}, max_body_bytes=1024)
+    asyncio.run_coroutine_threadsafe(fetcher._client.aclose(), fetcher._loop).result(timeout=5)  # close() midway
+    assert [r.error for r in fetcher.get_all([server.url], timeout=5)] == ["connect"]
+    fetcher.close()
+    [reply] = fetcher.get_all([server.url], timeout=5)
+    assert (reply.error, reply.detail) == ("connect", "the exporter is stopping")

@@ -43,6 +43,9 @@ class Reply:
         return not self.error
 
 
+STOPPING = Reply(error="connect", detail="the exporter is stopping")
+
+
 class Fetcher:
     """``headers`` go with every request (Accept, Authorization); ``name`` names the loop's thread;
     ``max_body_bytes`` is the largest body accepted, each exporter's own (a bigger one is ``too_large``)."""
@@ -63,8 +66,12 @@ class Fetcher:
     def as_completed(self, urls: Sequence[str], timeout: float) -> Iterator[tuple[int, Reply]]:
         """GET every URL concurrently; yield ``(index, reply)`` as each completes, all within ``timeout``.
 
-        The caller can work on the first replies while slow upstreams are still answering.
+        The caller can work on the first replies while slow upstreams are still answering. After
+        ``close()`` (SIGTERM while a scrape runs) every reply is a ``connect`` error, not an exception.
         """
+        if self._loop.is_closed():
+            yield from ((i, STOPPING) for i in range(len(urls)))
+            return
         futures = {asyncio.run_coroutine_threadsafe(self._bounded(url, timeout), self._loop): i
                    for i, url in enumerate(urls)}
         # Each request ends by its own deadline; the margin only guards against a dead loop.
@@ -111,6 +118,10 @@ class Fetcher:
                          seconds=loop.time() - start)
         except httpx.HTTPError as e:
             return Reply(error="http", detail=f"{type(e).__name__}: {e}", seconds=loop.time() - start)
+        except RuntimeError:
+            if self._client.is_closed:  # closed by close() while this scrape ran
+                return STOPPING
+            raise
 
     def close(self) -> None:
         if self._loop.is_closed():
