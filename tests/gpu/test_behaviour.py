@@ -165,6 +165,30 @@ def test_driver_unloaded_mid_run_marks_every_gpu_down_then_reinitialises():
     exporter.close()
 
 
+def test_a_driver_lost_under_concurrent_scrapes_is_logged_and_counted_once(caplog):
+    nvml = h200_node(4)
+    exporter = make_exporter(nvml)
+    render(exporter)
+    nvml.unload_driver()
+    scrapers = 10
+    start = threading.Barrier(scrapers)
+    texts = []
+
+    def scrape():
+        start.wait()
+        texts.append(render(exporter))
+
+    threads = [threading.Thread(target=scrape) for _ in range(scrapers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(value(t, "llmwatch_gpu_nvml_up") == 0 for t in texts)
+    assert value(render(exporter), "llmwatch_gpu_scrape_errors_total", reason="nvml_lost") == 1
+    assert len([r for r in caplog.records if r.getMessage().startswith("NVML driver went away")]) == 1
+    exporter.close()
+
+
 def test_a_hung_gpu_costs_only_its_own_series_within_the_budget():
     nvml = h200_node(3)
     exporter = make_exporter(nvml, budget=0.3)

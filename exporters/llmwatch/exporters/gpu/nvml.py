@@ -266,14 +266,15 @@ class NvmlSource:
         except Exception:
             pass
 
-    def reset(self) -> None:
-        """Drop the session (driver gone); the next scrape initialises again.
+    def reset(self, session: dict | None = None) -> bool:
+        """Drop the session (driver gone); the next scrape initialises again. True if it was dropped
+        now: not when already gone, nor when ``session`` (the GPUs a scrape read) is an older one.
 
         Freeing and nvmlShutdown run on a daemon thread, waited for at most SHUTDOWN_SECONDS.
         """
         with self._lock:
-            if self.system is None:
-                return
+            if self.system is None or (session is not None and self._gpus is not session):
+                return False
             gpus = list(self._gpus.values())
             self.system = None
             self._gpus = {}
@@ -287,6 +288,7 @@ class NvmlSource:
             on_daemon_thread("nvml-shutdown", close_session).result(timeout=SHUTDOWN_SECONDS)
         except FutureTimeout:
             log.warning("NVML shutdown did not answer in time; leaving it behind", extra={"timeout": SHUTDOWN_SECONDS})
+        return True
 
     def close(self) -> None:
         self.reset()
@@ -299,7 +301,8 @@ class NvmlSource:
         a hung GPU holds up only its own reader, never another GPU's, and scrapes do not pile up
         threads behind it.
         """
-        gpus = list(self._gpus.values())
+        session = self._gpus
+        gpus = list(session.values())
         futures = {gpu.index: self._reading(gpu, errors) for gpu in gpus}
         wait(futures.values(), timeout=budget)
         readings = []
@@ -319,9 +322,9 @@ class NvmlSource:
                 log.exception("GPU read failed unexpectedly", extra={"gpu": gpu.index})
                 readings.append(GpuReading(gpu.index, down="exception"))
         if nvml_down:
-            errors.add("nvml_lost")
-            log.error("NVML driver went away; will re-initialise")
-            self.reset()
+            if self.reset(session):  # once, however many scrapes shared the failed reads
+                errors.add("nvml_lost")
+                log.error("NVML driver went away; will re-initialise")
             return []
         missing = self.known - {r.index for r in readings}
         readings += [GpuReading(index, down="missing", error="not found at initialisation")
