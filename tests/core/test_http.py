@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry
@@ -53,3 +56,35 @@ def test_container_healthcheck_probe(server):
 
     assert main(["health", server.rsplit(":", 1)[1]]) == 0
     assert main(["health", str(free_port())]) == 1  # nothing listening
+
+
+def _handler_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+
+
+def test_half_sent_requests_hold_bounded_threads_released_after_the_read_timeout():
+    registry = CollectorRegistry()
+    srv = start_server("demo", registry, "127.0.0.1", 0, read_timeout=0.5, max_connections=8)
+    address = ("127.0.0.1", srv.server_port)
+    before = len(_handler_threads())
+    sockets = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection(address, timeout=5)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: exporter\r\n")  # never finished
+            sockets.append(sock)
+        answers = [sock.recv(4096) for sock in sockets]  # 503 at once, or closed after the read timeout
+        refused = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        closed = [a for a in answers if a == b""]
+        assert (len(refused), len(closed)) == (12, 8)
+        assert len(_handler_threads()) - before <= 8
+        for thread in _handler_threads():
+            thread.join(timeout=5)
+        assert len(_handler_threads()) == before
+        with httpx.Client(trust_env=False) as client:  # the slots are free again
+            assert client.get(f"http://127.0.0.1:{srv.server_port}/health").status_code == 200
+    finally:
+        for sock in sockets:
+            sock.close()
+        srv.shutdown()
+        srv.server_close()

@@ -88,6 +88,25 @@ def test_lost_gpu_goes_down_alone_and_comes_back():
     exporter.close()
 
 
+def test_a_gpu_going_down_is_logged_once_as_a_warning_and_its_return_once(caplog):
+    nvml = h200_node(2)
+    exporter = make_exporter(nvml)
+    render(exporter)
+    caplog.clear()
+    caplog.set_level("INFO", logger="llmwatch.exporters.gpu")
+    nvml.gpus[1].lost = True
+    for _ in range(3):
+        render(exporter)
+    nvml.gpus[1].lost = False
+    for _ in range(2):
+        render(exporter)
+    exporter.close()
+    events = [(r.levelname, r.getMessage(), getattr(r, "gpu", None), getattr(r, "reason", None))
+              for r in caplog.records if r.getMessage().startswith("GPU ")]
+    assert events == [("WARNING", "GPU down", "1", "gpu_lost"), ("INFO", "GPU back", "1", None)]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def _info_labels(text: str, gpu: str) -> dict:
     for (name, labels), _ in samples(text).items():
         if name == "llmwatch_gpu_info" and dict(labels)["gpu"] == gpu:
@@ -146,6 +165,30 @@ def test_driver_unloaded_mid_run_marks_every_gpu_down_then_reinitialises():
     exporter.close()
 
 
+def test_a_driver_lost_under_concurrent_scrapes_is_logged_and_counted_once(caplog):
+    nvml = h200_node(4)
+    exporter = make_exporter(nvml)
+    render(exporter)
+    nvml.unload_driver()
+    scrapers = 10
+    start = threading.Barrier(scrapers)
+    texts = []
+
+    def scrape():
+        start.wait()
+        texts.append(render(exporter))
+
+    threads = [threading.Thread(target=scrape) for _ in range(scrapers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(value(t, "llmwatch_gpu_nvml_up") == 0 for t in texts)
+    assert value(render(exporter), "llmwatch_gpu_scrape_errors_total", reason="nvml_lost") == 1
+    assert len([r for r in caplog.records if r.getMessage().startswith("NVML driver went away")]) == 1
+    exporter.close()
+
+
 def test_a_hung_gpu_costs_only_its_own_series_within_the_budget():
     nvml = h200_node(3)
     exporter = make_exporter(nvml, budget=0.3)
@@ -163,6 +206,75 @@ def test_a_hung_gpu_costs_only_its_own_series_within_the_budget():
     nvml.gpus[1].hang = None
     assert value(render(exporter), "llmwatch_gpu_up", gpu="1") == 1
     exporter.close()
+
+
+def test_a_hung_gpu_never_marks_a_healthy_one_down_under_concurrent_scrapes():
+    nvml = h200_node(4)
+    exporter = make_exporter(nvml, budget=1.0)
+    render(exporter)
+    nvml.gpus[1].hang = threading.Event()
+    rounds, scrapers = 5, 20
+    results: list[list[float | None]] = []
+    start = threading.Barrier(scrapers)
+
+    def scrape_repeatedly():
+        start.wait()
+        for _ in range(rounds):
+            text = render(exporter)
+            results.append([value(text, "llmwatch_gpu_up", gpu=str(i)) for i in range(4)])
+
+    threads = [threading.Thread(target=scrape_repeatedly) for _ in range(scrapers)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        nvml.gpus[1].hang.set()
+    assert len(results) == rounds * scrapers
+    assert [r for r in results if r != [1, 0, 1, 1]] == []
+    # One reader for the hung GPU, however many scrapes waited on it.
+    assert sum(t.name == "gpu-read-1" for t in threading.enumerate()) <= 1
+    exporter.close()
+
+
+def test_a_hung_nvml_init_costs_one_budget_and_is_not_started_twice():
+    nvml = h200_node(2)
+    hang = threading.Event()
+    real_init = nvml.nvmlInit
+
+    def hung_init():
+        hang.wait()
+        real_init()
+
+    nvml.nvmlInit = hung_init
+    exporter = make_exporter(nvml, budget=0.2)
+    try:
+        first = render(exporter)
+        second = render(exporter)
+        assert value(first, "llmwatch_gpu_nvml_up") == 0
+        assert value(second, "llmwatch_gpu_scrape_errors_total", reason="timeout") == 2
+        assert sum(t.name == "nvml-init" for t in threading.enumerate()) == 1
+    finally:
+        hang.set()
+    assert value(render(exporter), "llmwatch_gpu_nvml_up") == 1
+    exporter.close()
+
+
+def test_a_hung_nvml_shutdown_does_not_hold_up_close():
+    from llmwatch.exporters.gpu.nvml import SHUTDOWN_SECONDS
+
+    nvml = h200_node(1)
+    exporter = make_exporter(nvml)
+    render(exporter)
+    hang = threading.Event()
+    nvml.nvmlShutdown = hang.wait
+    closed = threading.Event()
+    threading.Thread(target=lambda: (exporter.close(), closed.set()), daemon=True).start()
+    try:
+        assert closed.wait(SHUTDOWN_SECONDS + 2)
+    finally:
+        hang.set()
 
 
 def test_gpu_that_disappears_after_reinit_stays_reported_down():

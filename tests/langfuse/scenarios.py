@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from llmwatch.core.fetch import Fetcher
+from llmwatch.exporters.langfuse import MAX_BODY_BYTES
 from llmwatch.exporters.langfuse.api import basic_auth
 from llmwatch.exporters.langfuse.collector import LangfuseExporter
 from llmwatch.exporters.langfuse.totals import EnvironmentFilter, Labeler
@@ -51,7 +52,7 @@ def make_exporter(url: str, *, keys: tuple[str, str] | None = ("pk-lf-test", "sk
                   environment_label: bool = False, **kwargs) -> LangfuseExporter:
     headers = {"Accept": "application/json"} | (basic_auth(*keys) if keys else {})
     labeler = Labeler(**(limits or {}), environment_filter=environments, environment_label=environment_label)
-    return LangfuseExporter(url=url, fetcher=Fetcher("langfuse", headers), budget=kwargs.pop("budget", 5.0),
+    return LangfuseExporter(url=url, fetcher=Fetcher("langfuse", headers, MAX_BODY_BYTES), budget=kwargs.pop("budget", 5.0),
                             wall=wall, labeler=labeler, **kwargs)
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from llmwatch.core.fetch import Fetcher
+from llmwatch.exporters.litellm import MAX_BODY_BYTES
 from llmwatch.exporters.litellm.collector import LitellmExporter
 from llmwatch.simulation.litellm import FakeLitellmServer
 from tests.procs import dead_url, render
@@ -20,7 +21,7 @@ TODAY = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
 def make_exporter(url: str, *, key: str | None = "sk-master", budget: float = 5.0, **kwargs) -> LitellmExporter:
     headers = {"Accept": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
-    return LitellmExporter(url=url, fetcher=Fetcher("litellm", headers), budget=budget,
+    return LitellmExporter(url=url, fetcher=Fetcher("litellm", headers, MAX_BODY_BYTES), budget=budget,
                            today=lambda: TODAY, **kwargs)
 
 

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from llmwatch.upstreams.vllm_discovery import (MatchRules, command_port, gpus_of, is_vllm, parse_static_targets,
-                                      started_at, target_from_inspect, target_url)
-from tests.fakes.docker_engine import _summary, container, gpus
+from llmwatch.upstreams.vllm_discovery import (DockerDiscovery, MatchRules, RejectedLabel, command_port, gpus_of,
+                                               is_vllm, parse_static_targets, started_at, target_from_inspect,
+                                               target_url)
+from tests.fakes.docker_engine import FakeDockerEngine, _summary, container, gpus
 from tests.procs import REPO
 
 RULES = MatchRules(host_address="10.0.0.1")
@@ -86,6 +87,43 @@ def test_how_a_container_is_reached():
     labelled = container("c" * 64, "x", labels={"llmwatch.vllm.url": "http://gpu-box:8000/"}, **both)
     assert target_url(labelled, 8000, RULES) == "http://gpu-box:8000"
     assert target_url(container("c" * 64, "x", network_mode="none"), 8000, RULES) is None
+
+
+@pytest.mark.parametrize("label", [
+    "http://metadata.internal/latest?token=1",  # a query string
+    "http://gpu-box:8000/#x",  # a fragment
+    "http://admin:secret@gpu-box:8000",  # credentials
+    "file:///etc/passwd",
+    "gopher://gpu-box:70/",
+    "http://",  # no host
+    "http://gpu-box:99999",
+    "http://gpu-box:8000/\r\nX-Injected: 1",
+])
+def test_a_url_label_is_checked_like_a_static_target(label):
+    labelled = container("c" * 64, "x", labels={"llmwatch.vllm.url": label}, networks={"bridge": "172.17.0.4"})
+    with pytest.raises(RejectedLabel, match="llmwatch.vllm.url") as e:
+        target_url(labelled, 8000, RULES)
+    assert "secret" not in str(e.value)
+    with pytest.raises(ValueError):
+        parse_static_targets([label])  # the same rule for both
+
+
+def test_a_container_with_a_rejected_url_label_is_skipped_and_logged_once(tmp_path, caplog):
+    now = [0.0]
+    bad = container("b" * 64, "evil", labels={"llmwatch.vllm.url": "http://169.254.169.254/x?y=1"})
+    good = container("a" * 64, "vllm-a", ports={8000: 18000})
+    with FakeDockerEngine(tmp_path / "docker.sock", [bad, good]) as engine:
+        discovery = DockerDiscovery(engine.url, 5.0, RULES, inspect_seconds=30, clock=lambda: now[0])
+        try:
+            for t in (0, 31, 62, 93):  # inspected again every 30 s
+                now[0] = t
+                assert [x.name for x in discovery.targets()] == ["vllm-a"]
+        finally:
+            discovery.close()
+    warnings = [r for r in caplog.records if "URL label" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].container == "evil" and "?query" in warnings[0].problem
+    assert [p for p in engine.requests if "169.254" in p] == []
 
 
 def test_unreachable_container_is_skipped():

@@ -22,7 +22,8 @@ class Problems(ValueError):
 
 def url_problem(url: object, *, example: str = "http://10.0.0.5:8000", base: bool = True) -> str | None:
     """What is wrong with an http(s) URL, or None: the scheme, a host, a valid port, no spaces or
-    control characters, and for a ``base`` URL no ?query or #fragment."""
+    control characters, no user:password@ (credentials have their own settings and must not end
+    up in logs or labels), and for a ``base`` URL no ?query or #fragment."""
     if not isinstance(url, str):
         return f"{url!r} is not an http(s) URL such as {example}"
     if any(c.isspace() or not c.isprintable() for c in url):
@@ -31,6 +32,9 @@ def url_problem(url: object, *, example: str = "http://10.0.0.5:8000", base: boo
         parts = urlsplit(url)
     except ValueError as e:  # "Invalid IPv6 URL", characters that NFKC turns into separators
         return f"{url!r} is not a valid URL ({e})"
+    if "@" in parts.netloc:
+        hidden = parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+        return f"{hidden!r} must not carry credentials (user:password@); give them in their own settings"
     try:
         port = parts.port
     except ValueError:

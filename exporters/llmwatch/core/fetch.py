@@ -5,6 +5,10 @@ between scrapes). A scrape hands over every request it needs and gets back, by t
 :class:`Reply` for each: a body, or the reason it has none. A request still running at the
 deadline is cancelled, so a hanging upstream costs one budget, never a stuck thread. Replies are
 handed over as they arrive, so the caller parses fast upstreams while slow ones still answer.
+
+Bodies are streamed and the read stops at the exporter's cap (``too_large``): the connection is
+closed there, so an upstream sending a huge body costs at most the cap per request, and the
+memory it cost is given back to the system after the scrape (:mod:`llmwatch.core.memory`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import httpx
+
+from llmwatch.core import memory
 
 
 # connect: refused, reset or unreachable; http: not a valid HTTP answer; http_status: not 200.
@@ -37,10 +43,14 @@ class Reply:
         return not self.error
 
 
-class Fetcher:
-    """``headers`` go with every request (Accept, Authorization); ``name`` names the loop's thread."""
+STOPPING = Reply(error="connect", detail="the exporter is stopping")
 
-    def __init__(self, name: str, headers: dict[str, str], max_body_bytes: int = 32 << 20):
+
+class Fetcher:
+    """``headers`` go with every request (Accept, Authorization); ``name`` names the loop's thread;
+    ``max_body_bytes`` is the largest body accepted, each exporter's own (a bigger one is ``too_large``)."""
+
+    def __init__(self, name: str, headers: dict[str, str], max_body_bytes: int):
         self.max_body_bytes = max_body_bytes
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"{name}-fetch", daemon=True)
@@ -56,8 +66,12 @@ class Fetcher:
     def as_completed(self, urls: Sequence[str], timeout: float) -> Iterator[tuple[int, Reply]]:
         """GET every URL concurrently; yield ``(index, reply)`` as each completes, all within ``timeout``.
 
-        The caller can work on the first replies while slow upstreams are still answering.
+        The caller can work on the first replies while slow upstreams are still answering. After
+        ``close()`` (SIGTERM while a scrape runs) every reply is a ``connect`` error, not an exception.
         """
+        if self._loop.is_closed():
+            yield from ((i, STOPPING) for i in range(len(urls)))
+            return
         futures = {asyncio.run_coroutine_threadsafe(self._bounded(url, timeout), self._loop): i
                    for i, url in enumerate(urls)}
         # Each request ends by its own deadline; the margin only guards against a dead loop.
@@ -85,10 +99,12 @@ class Fetcher:
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > self.max_body_bytes:
+                        memory.note_body(size)
                         return Reply(response.status_code, error="too_large", seconds=loop.time() - start,
                                      detail=f"body larger than {self.max_body_bytes} bytes")
                     chunks.append(chunk)
                 body = b"".join(chunks)
+                memory.note_body(size)
                 if response.status_code != 200:
                     return Reply(response.status_code, body, error="http_status", seconds=loop.time() - start,
                                  detail=f"HTTP {response.status_code}")
@@ -102,6 +118,10 @@ class Fetcher:
                          seconds=loop.time() - start)
         except httpx.HTTPError as e:
             return Reply(error="http", detail=f"{type(e).__name__}: {e}", seconds=loop.time() - start)
+        except RuntimeError:
+            if self._client.is_closed:  # closed by close() while this scrape ran
+                return STOPPING
+            raise
 
     def close(self) -> None:
         if self._loop.is_closed():

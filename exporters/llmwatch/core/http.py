@@ -7,6 +7,11 @@ An exporter that passes thousands of upstream series through (vLLM) can hand ove
 carry their sample lines already written (``text_lines()``); with ``text_only`` /metrics then
 always answers the classic text format, which every Prometheus accepts, and writes those lines as
 they are instead of formatting each sample again.
+
+The server is bounded: a connection that has not sent its request within ``read_timeout``
+seconds (or stops reading the answer that long) is closed, and beyond ``max_connections`` open
+at once a new one gets ``503`` straight away instead of a thread of its own, so half-sent
+requests cannot pile up threads and memory.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -25,12 +30,61 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 log = logging.getLogger(__name__)
 
 
+# Defaults for every exporter: far above what Prometheus needs (a request every few seconds, each
+# answered within the scrape budget), far below what exhausts threads or memory.
+READ_TIMEOUT_SECONDS = 10.0
+MAX_CONNECTIONS = 64
+
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n"
+         b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\r\n")
+
+
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """A thread per connection, at most ``max_connections`` of them; never joined on close."""
+
     daemon_threads = True
+    block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 makes a burst of connections wait on SYN retries
+
+    def __init__(self, *args, read_timeout: float, max_connections: int, **kwargs):
+        self.read_timeout = read_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            log.debug("connection refused: too many open", extra={"client": client_address[0]})
+            try:
+                request.sendall(_BUSY)  # a fresh socket's send buffer takes it without blocking
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class _QuietHandler(WSGIRequestHandler):
+    def setup(self):
+        self.timeout = self.server.read_timeout  # applied to the socket by StreamRequestHandler.setup
+        super().setup()
+
+    def handle(self):
+        try:
+            super().handle()
+        except (TimeoutError, ConnectionError) as e:  # a slow or vanished client, not a server error
+            log.debug("connection closed", extra={"client": self.client_address[0], "error": type(e).__name__})
+
     def log_message(self, format, *args):  # noqa: A002 - signature from BaseHTTPRequestHandler
         log.debug("http request", extra={"client": self.client_address[0], "request": format % args})
 
@@ -108,10 +162,12 @@ def make_app(exporter: str, registry: CollectorRegistry, description: str = "", 
 
 
 def start_server(exporter: str, registry: CollectorRegistry, address: str, port: int,
-                 description: str = "", text_only: bool = False) -> WSGIServer:
+                 description: str = "", text_only: bool = False, *, read_timeout: float = READ_TIMEOUT_SECONDS,
+                 max_connections: int = MAX_CONNECTIONS) -> WSGIServer:
     """Serve in a daemon thread; returns the server (``server.server_port``, ``server.shutdown()``)."""
-    server = make_server(address, port, make_app(exporter, registry, description, text_only),
-                         server_class=_ThreadingServer, handler_class=_QuietHandler)
+    server = _ThreadingServer((address, port), _QuietHandler, read_timeout=read_timeout,
+                              max_connections=max_connections)
+    server.set_app(make_app(exporter, registry, description, text_only))
     threading.Thread(target=server.serve_forever, name=f"{exporter}-http", daemon=True).start()
     log.info("serving", extra={"exporter": exporter, "address": address, "port": server.server_port})
     return server

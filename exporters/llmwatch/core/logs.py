@@ -1,12 +1,20 @@
-"""Logging in key=value form, one line per event, with secrets redacted.
+r"""Logging in key=value (logfmt) form, one line per event, with secrets redacted.
 
 Call sites pass structured fields through ``extra``:
 ``log.warning("upstream failed", extra={"upstream": name, "error": str(e)})``.
+
+Values carry text from outside (container names, upstream answers, exception messages), so each
+value that is not a plain word is quoted and escaped as logfmt parsers (go-logfmt, Loki's
+``| logfmt``) read it back: JSON string escapes, and every control, format or line-separator
+character (``\r``, ANSI escapes, U+0085, U+2028) written as ``\uXXXX``, so one event is one line
+and cannot forge another or recolour a terminal.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import time
 
@@ -14,11 +22,31 @@ import time
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
-def _quote(value: object) -> str:
+# Characters a bare value cannot hold: separators and quotes, backslash, and anything not printable.
+_NEEDS_QUOTES = re.compile(r'[\s="\\]|[^\x21-\x7e]')
+# Left unescaped by json.dumps(ensure_ascii=False): DEL, C1 controls, and every non-printable
+# character above ASCII (line and paragraph separators, bidi controls, zero-width characters...).
+_UNPRINTABLE = re.compile(r"[^\x00-\x7e]|\x7f")
+
+
+def _escape_char(match: re.Match) -> str:
+    char = match.group()
+    if char.isprintable():
+        return char
+    return json.dumps(char)[1:-1]  # \uXXXX, a surrogate pair above U+FFFF
+
+
+def _value(value: object) -> str:
+    """``value`` as a logfmt value: a bare word when it is one, else a quoted, escaped string."""
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\n\t'):
-        text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return text
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return _UNPRINTABLE.sub(_escape_char, json.dumps(text, ensure_ascii=False))
+
+
+def _key(key: str) -> str:
+    """A logfmt key: printable ASCII without ``=`` or ``"``; anything else becomes ``_``."""
+    return re.sub(r'[^\x21-\x7e]|[="]', "_", key) or "_"
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -31,17 +59,18 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
-        parts = [f"ts={ts}", f"level={record.levelname}", f"logger={record.name}",
-                 f"msg={_quote(record.getMessage())}"]
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                parts.append(f"{key}={_quote(value)}")
+        fields = [("ts", ts), ("level", record.levelname), ("logger", record.name), ("msg", record.getMessage())]
+        fields += [(key, value) for key, value in record.__dict__.items()
+                   if key not in _STANDARD and not key.startswith("_")]
         if record.exc_info:
-            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
-        line = " ".join(parts)
+            fields.append(("exc", self.formatException(record.exc_info)))
+        return " ".join(f"{_key(key)}={_value(self._redact(str(value)))}" for key, value in fields)
+
+    def _redact(self, text: str) -> str:
+        # Before escaping: a secret with a quote or a backslash in it would not match once escaped.
         for secret in self.secrets:
-            line = line.replace(secret, "********")
-        return line
+            text = text.replace(secret, "********")
+        return text
 
 
 # Libraries that log every HTTP request at INFO: httpx's "HTTP Request: GET ... 200 OK" lines were

@@ -4,6 +4,7 @@ An exporter supplies ``scrape(errors)``: a function that talks to its upstreams 
 metric families. :class:`ExporterCollector` times it, adds
 ``llmwatch_<exporter>_scrape_duration_seconds`` and ``llmwatch_<exporter>_scrape_errors_total{reason}``,
 and turns any exception escaping it into a counted error plus a log line, so /metrics never fails.
+After the scrape, when it read a large upstream body, the memory that body cost is given back.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from llmwatch.core import memory
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class ExporterCollector(Collector):
             log.exception("scrape failed", extra={"exporter": self.exporter})
             self.errors.add("exception")
             families = []
+        memory.give_back()  # the scrape's bodies are garbage now
         duration = self.clock() - start
         yield from families
         yield GaugeMetricFamily(f"llmwatch_{self.exporter}_scrape_duration_seconds",

@@ -16,7 +16,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from llmwatch.core.cache import ExpiringMap
-from llmwatch.core.checks import check_url
+from llmwatch.core.checks import check_url, url_problem
 from llmwatch.core.settings import DockerSettings, setting
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,14 @@ def parse_static_targets(raw: Sequence) -> list[Target]:
 
 
 # ---- Docker containers ------------------------------------------------------------------------
+
+class RejectedLabel(ValueError):
+    """A container's ``<label>.url`` is not a URL a static target could have; the container is skipped.
+
+    Anyone who builds an image can set that label (a ``LABEL`` line), so it gets the same checks as
+    ``vllm.targets``: without them the exporter would request any URL, query string included,
+    and re-expose what answers as model names.
+    """
 
 @dataclass(frozen=True)
 class MatchRules:
@@ -159,13 +167,17 @@ def started_at(inspect: Mapping) -> float | None:
 def target_url(inspect: Mapping, port: int, rules: MatchRules) -> str | None:
     """How to reach the container's API port from this exporter.
 
-    An explicit ``<label>.url`` wins; a container on the host network is reached on the host;
+    An explicit ``<label>.url`` wins (RejectedLabel when it is not a plain http(s) base URL); a container on the host network is reached on the host;
     then a container IP on a preferred network (one this exporter is attached to); then a port
     published on the host; then any container IP.
     """
     labels = (inspect.get("Config") or {}).get("Labels") or {}
     if labels.get(rules.label + ".url"):
-        return str(labels[rules.label + ".url"]).rstrip("/")
+        label_url = str(labels[rules.label + ".url"])
+        problem = url_problem(label_url)
+        if problem:
+            raise RejectedLabel(f"label {rules.label}.url: {problem}")
+        return label_url.rstrip("/")
     host_config = inspect.get("HostConfig") or {}
     settings = inspect.get("NetworkSettings") or {}
     if host_config.get("NetworkMode") == "host":
@@ -184,7 +196,8 @@ def target_url(inspect: Mapping, port: int, rules: MatchRules) -> str | None:
 
 
 def target_from_inspect(inspect: Mapping, rules: MatchRules) -> Target | None:
-    """A Target for a running vLLM container, or None when it cannot be reached."""
+    """A Target for a running vLLM container, or None when it cannot be reached; RejectedLabel
+    when its URL label is not acceptable."""
     config = inspect.get("Config") or {}
     labels = config.get("Labels") or {}
     name = str(inspect.get("Name", "")).lstrip("/") or str(inspect.get("Id", ""))[:12]
@@ -214,6 +227,7 @@ class DockerDiscovery:
         self.inspect_seconds, self.clock = inspect_seconds, clock
         self._client = None
         self._inspected: ExpiringMap[str, Target | None] = ExpiringMap(inspect_seconds, clock)  # id -> target
+        self._rejected: set[str] = set()  # running containers whose URL label was rejected (logged once)
 
     def _api(self):
         if self._client is None:
@@ -232,11 +246,24 @@ class DockerDiscovery:
         for summary in summaries:
             cid = summary["Id"]
             if not self._inspected.fresh(cid, now):
-                self._inspected.set(cid, target_from_inspect(api.inspect_container(cid), self.rules), now)
+                self._inspected.set(cid, self._target(api.inspect_container(cid)), now)
             if self._inspected[cid] is not None:
                 found.append(self._inspected[cid])
         self._inspected.keep(s["Id"] for s in summaries)
+        self._rejected &= {s["Id"] for s in summaries}
         return sorted(found, key=lambda t: t.name)
+
+    def _target(self, inspect: Mapping) -> Target | None:
+        try:
+            return target_from_inspect(inspect, self.rules)
+        except RejectedLabel as e:
+            cid = str(inspect.get("Id", ""))
+            if cid not in self._rejected:  # once per container, not at every inspection
+                self._rejected.add(cid)
+                log.warning("vLLM container skipped: its URL label is rejected",
+                            extra={"container": str(inspect.get("Name", "")).lstrip("/") or cid[:12],
+                                   "problem": str(e)})
+            return None
 
     def close(self) -> None:
         if self._client is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client.core import Metric
 
@@ -20,13 +19,11 @@ ERROR_REASONS = ("nvml_init", "nvml_lost", "nvml_call", "nvml_error", "gpu_lost"
 
 class GpuExporter:
     def __init__(self, nvml, *, budget: float, nvlink: bool = True, gpm: bool = True, xid_events: bool = True,
-                 containers: ContainerResolver | None = None, clock=time.perf_counter, wall_clock=time.time,
-                 max_workers: int = 16):
+                 containers: ContainerResolver | None = None, clock=time.perf_counter, wall_clock=time.time):
         self.source = NvmlSource(nvml, nvlink=nvlink, gpm=gpm, clock=clock)
         self.budget = budget
         self.containers = containers
         self.xid = XidWatcher(nvml, wall_clock=wall_clock) if xid_events else None
-        self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="gpu-read")
         self.collector = ExporterCollector("gpu", self.scrape, reasons=ERROR_REASONS, clock=clock)
         self._docker_errors_seen = 0
 
@@ -38,12 +35,13 @@ class GpuExporter:
     def close(self) -> None:
         if self.xid:
             self.xid.stop()
-        self.pool.shutdown(wait=False, cancel_futures=True)
         self.source.close()
 
     def scrape(self, errors: ScrapeErrors) -> list[Metric]:
-        up = self.source.ensure_session(errors)
-        readings = self.source.read_all(self.pool, self.budget, errors) if up else []
+        start = time.monotonic()  # real time: the budget bounds real waits
+        up = self.source.ensure_session(errors, self.budget)
+        remaining = max(0.0, self.budget - (time.monotonic() - start))
+        readings = self.source.read_all(remaining, errors) if up else []
         if up and self.source.system is None:  # the driver went away during this scrape
             up = False
         if not up:  # every GPU seen before is down, so per-GPU alerts fire too

@@ -9,7 +9,11 @@ tests; nothing here imports a GPU-specific path. What the readings mean and how 
 * a call a GPU answers with NotSupported (or FunctionNotFound, NoPermission) is remembered and
   skipped for that GPU, so it is neither retried every scrape nor exported as zero;
 * a lost GPU (GPU_IS_LOST, reset required) fails only that GPU's reading; a gone driver fails the
-  session, and the next scrape re-initialises NVML.
+  session, and the next scrape re-initialises NVML;
+* every NVML call runs on a daemon thread that a scrape waits for only until its deadline: one
+  reader per GPU at a time (a hung GPU blocks only itself and is reported down with reason
+  ``timeout``), one initialisation at a time, and a bounded shutdown, so a call that never returns
+  neither stalls another GPU nor keeps the process from exiting.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, TimeoutError as FutureTimeout, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +124,7 @@ class GpuReading:
     mig: list[MigInstance] = field(default_factory=list)
     down: str | None = None
     duration: float = 0.0
+    error: str = ""  # NVML's message when down, for the log
 
 
 @dataclass
@@ -136,6 +141,7 @@ class _Gpu:
     index: str
     handle: Any
     lock: threading.Lock = field(default_factory=threading.Lock)
+    reading: Future | None = None  # the read in flight (or last finished), shared by concurrent scrapes
     static: dict[str, Any] | None = None  # info labels and constant samples, read once
     skip: set = field(default_factory=set)  # calls and field ids this GPU does not support
     mig_mode: int | None = None
@@ -145,6 +151,30 @@ class _Gpu:
 
 def _code(error: Exception) -> int | None:
     return getattr(error, "value", None) if isinstance(error, P.NVMLError) else None
+
+
+# How long closing the session may wait for nvmlShutdown (and freeing GPM samples) before giving up.
+# With the HTTP server's stop (0.5 s) and the XID watcher's (2 s), SIGTERM to exit stays under 4 s.
+SHUTDOWN_SECONDS = 1.0
+
+
+def on_daemon_thread(name: str, fn, *args) -> Future:
+    """``fn(*args)`` on a new daemon thread; its future holds the result or the exception.
+
+    NVML calls can block forever (a wedged GPU, a driver in reset). A daemon thread is never joined
+    at interpreter exit, unlike a ``ThreadPoolExecutor``'s workers, so such a call cannot keep the
+    process alive after SIGTERM; callers wait on the future only as long as they can afford.
+    """
+    future: Future = Future()
+
+    def run():
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # handed to whoever waits on the future
+            future.set_exception(e)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 class NvmlSource:
@@ -162,52 +192,73 @@ class NvmlSource:
         # GPU indices seen in any session: one that vanishes keeps being reported as down.
         self.known: set[str] = set()
         self._last_init_error: str | None = None
+        self._opening: Future | None = None  # the initialisation in flight
+        self._down: dict[str, str] = {}  # GPU index -> reason, for GPUs last reported down
 
     # -- session -------------------------------------------------------------------------------
-    def ensure_session(self, errors: ScrapeErrors) -> bool:
-        """Initialise NVML if needed; False (and ``llmwatch_gpu_nvml_up 0``) when it cannot be."""
+    def ensure_session(self, errors: ScrapeErrors, timeout: float) -> bool:
+        """Initialise NVML if needed; False (and ``llmwatch_gpu_nvml_up 0``) when it cannot be.
+
+        Initialisation runs on its own thread, one attempt at a time; a scrape waits for it at most
+        ``timeout`` seconds and counts a ``timeout`` when NVML does not answer in time.
+        """
         with self._lock:
             if self.system is not None:
                 return True
-            n = self.nvml
-            try:
-                n.nvmlInit()
-            except Exception as e:
-                message = str(e) or type(e).__name__
-                if message != self._last_init_error:  # log state changes, not every scrape
-                    log.error("NVML unavailable: no GPU metrics until it initialises",
-                              extra={"error": message, "hint": "is the NVIDIA driver loaded and the container "
-                                     "started with the NVIDIA runtime (gpus: all)?"})
-                    self._last_init_error = message
-                errors.add("nvml_init")
-                return False
-            try:
-                count = n.nvmlDeviceGetCount()
-                gpus = {}
-                for i in range(count):
-                    try:
-                        gpus[str(i)] = _Gpu(str(i), n.nvmlDeviceGetHandleByIndex(i))
-                    except P.NVMLError as e:
-                        if _code(e) not in GPU_DOWN_CODES:
-                            raise
-                        gpus[str(i)] = _Gpu(str(i), None)
-                        log.error("GPU not readable at initialisation", extra={"gpu": i, "error": str(e)})
-                cuda = n.nvmlSystemGetCudaDriverVersion()
-                system = SystemInfo(driver_version=n.nvmlSystemGetDriverVersion(),
-                                    cuda_version=f"{cuda // 1000}.{cuda % 1000 // 10}",
-                                    nvml_version=n.nvmlSystemGetNVMLVersion())
-            except P.NVMLError as e:
-                log.error("NVML initialised but enumeration failed", extra={"error": str(e)})
-                errors.add("nvml_init")
-                self._shutdown()
-                return False
+            if self._opening is None or self._opening.done():
+                self._opening = on_daemon_thread("nvml-init", self._open, errors)
+            opening = self._opening
+        try:
+            return opening.result(timeout=timeout)
+        except FutureTimeout:
+            errors.add("timeout")
+            if self._last_init_error != "timeout":
+                log.warning("NVML initialisation did not answer in time; retrying once it returns",
+                            extra={"timeout": timeout})
+                self._last_init_error = "timeout"
+            return False
+
+    def _open(self, errors: ScrapeErrors) -> bool:
+        n = self.nvml
+        try:
+            n.nvmlInit()
+        except Exception as e:
+            message = str(e) or type(e).__name__
+            if message != self._last_init_error:  # log state changes, not every scrape
+                log.error("NVML unavailable: no GPU metrics until it initialises",
+                          extra={"error": message, "hint": "is the NVIDIA driver loaded and the container "
+                                 "started with the NVIDIA runtime (gpus: all)?"})
+                self._last_init_error = message
+            errors.add("nvml_init")
+            return False
+        try:
+            count = n.nvmlDeviceGetCount()
+            gpus = {}
+            for i in range(count):
+                try:
+                    gpus[str(i)] = _Gpu(str(i), n.nvmlDeviceGetHandleByIndex(i))
+                except P.NVMLError as e:
+                    if _code(e) not in GPU_DOWN_CODES:
+                        raise
+                    gpus[str(i)] = _Gpu(str(i), None)
+                    log.warning("GPU not readable at initialisation", extra={"gpu": i, "error": str(e)})
+            cuda = n.nvmlSystemGetCudaDriverVersion()
+            system = SystemInfo(driver_version=n.nvmlSystemGetDriverVersion(),
+                                cuda_version=f"{cuda // 1000}.{cuda % 1000 // 10}",
+                                nvml_version=n.nvmlSystemGetNVMLVersion())
+        except P.NVMLError as e:
+            log.error("NVML initialised but enumeration failed", extra={"error": str(e)})
+            errors.add("nvml_init")
+            self._shutdown()
+            return False
+        with self._lock:
             self._gpus = gpus
             self.known |= set(gpus)
             self.system = system
-            log.info("NVML initialised", extra={"gpus": count, "driver": system.driver_version,
-                                                "was": self._last_init_error or "never initialised"})
-            self._last_init_error = None
-            return True
+        log.info("NVML initialised", extra={"gpus": count, "driver": system.driver_version,
+                                            "was": self._last_init_error or "never initialised"})
+        self._last_init_error = None
+        return True
 
     def _shutdown(self) -> None:
         try:
@@ -215,29 +266,44 @@ class NvmlSource:
         except Exception:
             pass
 
-    def reset(self) -> None:
-        """Drop the session (driver gone); the next scrape initialises again."""
+    def reset(self, session: dict | None = None) -> bool:
+        """Drop the session (driver gone); the next scrape initialises again. True if it was dropped
+        now: not when already gone, nor when ``session`` (the GPUs a scrape read) is an older one.
+
+        Freeing and nvmlShutdown run on a daemon thread, waited for at most SHUTDOWN_SECONDS.
+        """
         with self._lock:
-            if self.system is None:
-                return
-            for gpu in self._gpus.values():
-                self._free_gpm(gpu)
+            if self.system is None or (session is not None and self._gpus is not session):
+                return False
+            gpus = list(self._gpus.values())
             self.system = None
             self._gpus = {}
+
+        def close_session():
+            for gpu in gpus:
+                self._free_gpm(gpu)
             self._shutdown()
+
+        try:
+            on_daemon_thread("nvml-shutdown", close_session).result(timeout=SHUTDOWN_SECONDS)
+        except FutureTimeout:
+            log.warning("NVML shutdown did not answer in time; leaving it behind", extra={"timeout": SHUTDOWN_SECONDS})
+        return True
 
     def close(self) -> None:
         self.reset()
 
     # -- reading ---------------------------------------------------------------------------------
-    def read_all(self, pool: ThreadPoolExecutor, budget: float, errors: ScrapeErrors) -> list[GpuReading]:
+    def read_all(self, budget: float, errors: ScrapeErrors) -> list[GpuReading]:
         """Read every GPU concurrently; a GPU not done within ``budget`` seconds is reported down.
 
-        NVML releases the GIL in its calls, so a GPU whose calls hang holds up only its own thread.
+        Each GPU has at most one read in flight, on its own thread, and concurrent scrapes share it:
+        a hung GPU holds up only its own reader, never another GPU's, and scrapes do not pile up
+        threads behind it.
         """
-        gpus = list(self._gpus.values())
-        deadline = self.clock() + budget
-        futures = {gpu.index: pool.submit(self._read_locked, gpu, deadline, errors) for gpu in gpus}
+        session = self._gpus
+        gpus = list(session.values())
+        futures = {gpu.index: self._reading(gpu, errors) for gpu in gpus}
         wait(futures.values(), timeout=budget)
         readings = []
         nvml_down = False
@@ -245,8 +311,7 @@ class NvmlSource:
             future = futures[gpu.index]
             if not future.done():
                 errors.add("timeout")
-                log.warning("GPU read exceeded the scrape budget", extra={"gpu": gpu.index, "budget": budget})
-                readings.append(GpuReading(gpu.index, down="timeout"))
+                readings.append(GpuReading(gpu.index, down="timeout", error=f"no answer within {budget:.1f}s"))
                 continue
             try:
                 readings.append(future.result())
@@ -257,23 +322,35 @@ class NvmlSource:
                 log.exception("GPU read failed unexpectedly", extra={"gpu": gpu.index})
                 readings.append(GpuReading(gpu.index, down="exception"))
         if nvml_down:
-            errors.add("nvml_lost")
-            log.error("NVML driver went away; will re-initialise")
-            self.reset()
+            if self.reset(session):  # once, however many scrapes shared the failed reads
+                errors.add("nvml_lost")
+                log.error("NVML driver went away; will re-initialise")
             return []
         missing = self.known - {r.index for r in readings}
-        readings += [GpuReading(index, down="missing") for index in sorted(missing)]
+        readings += [GpuReading(index, down="missing", error="not found at initialisation")
+                     for index in sorted(missing)]
+        self._log_changes(readings)
         return readings
 
-    def _read_locked(self, gpu: _Gpu, deadline: float, errors: ScrapeErrors) -> GpuReading:
-        # One reading per GPU at a time: a second concurrent scrape waits for the first, within budget.
-        if not gpu.lock.acquire(timeout=max(0.0, deadline - self.clock())):
-            errors.add("timeout")
-            return GpuReading(gpu.index, down="timeout")
-        try:
-            return self.read(gpu, errors)
-        finally:
-            gpu.lock.release()
+    def _log_changes(self, readings: list[GpuReading]) -> None:
+        """A warning when a GPU goes down (or down for another reason), a note when it is back:
+        state changes, not one line per GPU per scrape."""
+        with self._lock:
+            for r in readings:
+                was = self._down.get(r.index)
+                if r.down and r.down != was:
+                    self._down[r.index] = r.down
+                    log.warning("GPU down", extra={"gpu": r.index, "reason": r.down, "error": r.error})
+                elif not r.down and was:
+                    del self._down[r.index]
+                    log.info("GPU back", extra={"gpu": r.index, "was": was})
+
+    def _reading(self, gpu: _Gpu, errors: ScrapeErrors) -> Future:
+        """This GPU's read in flight, or a new one on its own daemon thread when none is."""
+        with gpu.lock:
+            if gpu.reading is None or gpu.reading.done():
+                gpu.reading = on_daemon_thread(f"gpu-read-{gpu.index}", self.read, gpu, errors)
+            return gpu.reading
 
     def read(self, gpu: _Gpu, errors: ScrapeErrors) -> GpuReading:
         start = self.clock()
@@ -294,8 +371,7 @@ class NvmlSource:
             if reason == "gpu_lost" and gpu.static is not None:
                 gpu.static = None  # read identity again once it is back (it may be another board)
             errors.add(reason)
-            log.error("GPU down", extra={"gpu": gpu.index, "error": str(e), "reason": reason})
-            return GpuReading(gpu.index, down=reason, duration=self.clock() - start)
+            return GpuReading(gpu.index, down=reason, duration=self.clock() - start, error=str(e))
         reading.duration = self.clock() - start
         return reading
 

@@ -16,6 +16,9 @@ from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher
 
 # auth: 401/403; query_error: Prometheus refused the query; invalid_answer: not its JSON shape.
 ERRORS = (*FETCH_ERRORS, "auth", "query_error", "invalid_answer")
+# The largest query answer read (reason too_large beyond, the read stopped there): the queries
+# aggregate to a few series per model or GPU, so a real answer is a few kilobytes.
+MAX_BODY_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class PrometheusSource:
         if user:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
-        self._fetcher = Fetcher("insights", headers)
+        self._fetcher = Fetcher("insights", headers, MAX_BODY_BYTES)
 
     def query_all(self, queries: dict[str, str]) -> dict[str, list[Sample] | QueryFailed]:
         names = list(queries)

@@ -8,6 +8,10 @@ from llmwatch.core.checks import url_setting
 from llmwatch.core.exporter import ExporterSpec
 from llmwatch.core.settings import Settings, setting
 
+# The largest public-API answer read (reason too_large beyond, the read stopped there): metrics
+# answers are aggregated per project, model and environment (limited), so a real one stays far below.
+MAX_BODY_BYTES = 8 << 20
+
 DESCRIPTION = ("Langfuse observations, tokens, cost, errors, scores and generation latency per project and model: "
                "from Postgres for Langfuse v2, from the public metrics API for v3 and v4.")
 
@@ -61,7 +65,7 @@ def build(settings: Settings[LangfuseSettings]):
                       environments=lf.environments_limit, environment_label=lf.environment_label,
                       environment_filter=EnvironmentFilter(tuple(lf.environments), tuple(lf.exclude_environments)))
     return LangfuseExporter(
-        url=lf.url, fetcher=Fetcher("langfuse", headers), budget=settings.common.scrape_budget_seconds,
+        url=lf.url, fetcher=Fetcher("langfuse", headers, MAX_BODY_BYTES), budget=settings.common.scrape_budget_seconds,
         source=lf.source, database_url=lf.database_url, statement_timeout=lf.statement_timeout_seconds,
         cache_seconds=lf.cache_seconds, settle_seconds=lf.settle_seconds, window_seconds=lf.window_seconds,
         state_file=lf.state_file, labeler=labeler)

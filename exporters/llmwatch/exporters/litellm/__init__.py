@@ -8,6 +8,10 @@ from llmwatch.core.checks import url_setting
 from llmwatch.core.exporter import ExporterSpec
 from llmwatch.core.settings import Settings, setting
 
+# The largest admin-API answer read (reason too_large beyond, the read stopped there): lists are
+# paged and capped by max_rows, so a real answer stays far below; each concurrent read may hold this much.
+MAX_BODY_BYTES = 4 << 20
+
 DESCRIPTION = ("The LiteLLM proxy's liveness, readiness, database and version, its deployments and prices, "
                "spend and budgets per key, team and user (top N), and 429s per deployment, from its admin API. "
                "LiteLLM's own litellm_* metrics are scraped by Prometheus directly.")
@@ -37,7 +41,7 @@ def build(settings: Settings[LitellmSettings]):
     if litellm.master_key:
         headers["Authorization"] = f"Bearer {litellm.master_key}"
     return LitellmExporter(
-        url=litellm.url, fetcher=Fetcher("litellm", headers), budget=settings.common.scrape_budget_seconds,
+        url=litellm.url, fetcher=Fetcher("litellm", headers, MAX_BODY_BYTES), budget=settings.common.scrape_budget_seconds,
         top_n=litellm.top_n, max_rows=litellm.max_rows, metadata_seconds=litellm.metadata_cache_seconds,
         admin_seconds=litellm.admin_cache_seconds, deployment_health=litellm.deployment_health,
         health_seconds=litellm.health_cache_seconds)

@@ -35,7 +35,7 @@ UNKNOWN = "unknown"
 ACCEPT = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
 
 
-def vllm_fetcher(max_body_bytes: int = 32 << 20) -> Fetcher:
+def vllm_fetcher(max_body_bytes: int = 8 << 20) -> Fetcher:
     return Fetcher("vllm", {"Accept": ACCEPT}, max_body_bytes)
 
 
