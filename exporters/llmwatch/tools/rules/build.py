@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from llmwatch.mixin import fmt, percent
+
 RUNBOOKS = "docs/runbooks.md"
 
 
@@ -45,6 +47,22 @@ def alert(name: str, expr: str, *, for_: str, severity: str, summary: str, descr
     body["annotations"] = {"summary": summary, "description": description,
                            "runbook_url": f"{RUNBOOKS}#{runbook or name.lower()}"}
     return Rule(body, comment)
+
+
+def error_alerts(prefix: str, *, server_ratio: str, client_ratio: str, traffic: str, limits, client_limit: float,
+                 server_summary: str, server_description: str, client_summary: str, client_description: str) -> list[Rule]:
+    """An API's error alerts: server-side failures warn after 10 minutes over ``limits.warning`` and
+    page after 5 over ``limits.critical``; the client's own errors (4xx) are information only. All of
+    them need ``traffic`` (a PromQL ``and`` clause), so a trickle of requests never pages.
+    ``server_summary`` names the limit as ``{percent}``."""
+    return [
+        *(alert(f"{prefix}ErrorRate", f"{server_ratio} > {fmt(limit)} {traffic}", for_=for_, severity=severity,
+                summary=server_summary.format(percent=percent(limit)),
+                description=server_description)
+          for severity, limit, for_ in (("warning", limits.warning, "10m"), ("critical", limits.critical, "5m"))),
+        alert(f"{prefix}ClientErrors", f"{client_ratio} > {fmt(client_limit)} {traffic}", for_="15m", severity="info",
+              summary=client_summary, description=client_description),
+    ]
 
 
 def _scalar(value) -> str:

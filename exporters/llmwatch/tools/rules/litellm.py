@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmwatch import mixin
 from llmwatch.mixin import Mixin, fmt, percent
+from llmwatch.tools.rules import build
 from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
@@ -60,17 +61,14 @@ llmwatch_litellm_key_spend_usd / (llmwatch_litellm_key_max_budget_usd > 0) >= 0.
 def error_alerts(m: Mixin) -> list:
     """Server-side failures page or warn; the client's own (4xx) are information only. Both stay
     quiet below the mixin's minimum traffic."""
-    traffic = f"and on (job) job:litellm_proxy_requests:rate5m >= {fmt(m.min_request_rate)}"
-    return [
-        *(alert("LitellmErrorRate", f"job:litellm_proxy_errors:ratio_rate5m > {fmt(limit)} {traffic}", for_=for_,
-                severity=severity, summary=f"More than {percent(limit)} of requests to LiteLLM fail on the server side.",
-                description="LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes with a "
-                            "server-side error (5xx or no status); client errors (4xx) are not counted.")
-          for severity, limit, for_ in (("warning", m.litellm_error_ratio.warning, "10m"),
-                                        ("critical", m.litellm_error_ratio.critical, "5m"))),
-        alert("LitellmClientErrors", f"job:litellm_proxy_client_errors:ratio_rate5m > {fmt(m.client_error_ratio)} {traffic}",
-              for_="15m", severity="info",
-              summary=f"More than {percent(m.client_error_ratio)} of requests to LiteLLM are refused as client errors.",
-              description="LiteLLM answered {{ $value | humanizePercentage }} of requests over 5 minutes with a 4xx "
-                          "(bad request, invalid or expired key, rate or budget limit): a client to fix, not the server."),
-    ]
+    return build.error_alerts(
+        "Litellm", server_ratio="job:litellm_proxy_errors:ratio_rate5m",
+        client_ratio="job:litellm_proxy_client_errors:ratio_rate5m",
+        traffic=f"and on (job) job:litellm_proxy_requests:rate5m >= {fmt(m.min_request_rate)}",
+        limits=m.litellm_error_ratio, client_limit=m.client_error_ratio,
+        server_summary="More than {percent} of requests to LiteLLM fail on the server side.",
+        server_description="LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes with a "
+                           "server-side error (5xx or no status); client errors (4xx) are not counted.",
+        client_summary=f"More than {percent(m.client_error_ratio)} of requests to LiteLLM are refused as client errors.",
+        client_description="LiteLLM answered {{ $value | humanizePercentage }} of requests over 5 minutes with a 4xx "
+                           "(bad request, invalid or expired key, rate or budget limit): a client to fix, not the server.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmwatch import mixin
 from llmwatch.mixin import Mixin, fmt, percent, seconds
+from llmwatch.tools.rules import build
 from llmwatch.tools.rules.build import Group, alert, matching
 
 HEADER = """\
@@ -81,18 +82,15 @@ def latency_alerts(m: Mixin) -> list:
 def error_alerts(m: Mixin) -> list:
     """5xx answers warn or page; 4xx (the client's fault) are information only. Both stay quiet
     below the mixin's minimum traffic."""
-    traffic = f"and on (container) container:vllm_http_requests:rate5m >= {fmt(m.min_request_rate)}"
-    return [
-        *(alert("VllmErrorRate", f"container:vllm_http_errors:ratio_rate5m > {limit:g} {traffic}", for_=for_,
-                severity=severity, summary=f"More than {percent(limit)} of a vLLM server's API requests fail.",
-                description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
-                            "requests with a 5xx over 5 minutes.")
-          for severity, limit, for_ in (("warning", m.vllm_error_ratio.warning, "10m"),
-                                        ("critical", m.vllm_error_ratio.critical, "5m"))),
-        alert("VllmClientErrors", f"container:vllm_http_client_errors:ratio_rate5m > {fmt(m.client_error_ratio)} {traffic}",
-              for_="15m", severity="info",
-              summary=f"More than {percent(m.client_error_ratio)} of a vLLM server's API requests are client errors.",
-              description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 requests "
-                          "with a 4xx over 5 minutes (bad request, unknown model, prompt longer than the context): "
-                          "a client to fix, not the server."),
-    ]
+    return build.error_alerts(
+        "Vllm", server_ratio="container:vllm_http_errors:ratio_rate5m",
+        client_ratio="container:vllm_http_client_errors:ratio_rate5m",
+        traffic=f"and on (container) container:vllm_http_requests:rate5m >= {fmt(m.min_request_rate)}",
+        limits=m.vllm_error_ratio, client_limit=m.client_error_ratio,
+        server_summary="More than {percent} of a vLLM server's API requests fail.",
+        server_description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
+                           "requests with a 5xx over 5 minutes.",
+        client_summary=f"More than {percent(m.client_error_ratio)} of a vLLM server's API requests are client errors.",
+        client_description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 requests "
+                           "with a 4xx over 5 minutes (bad request, unknown model, prompt longer than the context): "
+                           "a client to fix, not the server.")
