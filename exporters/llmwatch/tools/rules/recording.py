@@ -14,6 +14,19 @@ Tests: config/prometheus/tests/recording_test.yml.
 """
 
 
+
+def error_share(by: str, failed: str, total: str) -> str:
+    """The share of ``total``'s requests counted in ``failed``, over 5 minutes: 0, not no data, while
+    there is traffic and no failure of that kind (upstreams create a status's series only when it
+    first happens, and a board showing "no data" for "no errors" reads as broken)."""
+    return f"""\
+(
+  sum by ({by}) (rate({failed}[5m]))
+    or 0 * sum by ({by}) (rate({total}[5m]))
+)
+  / sum by ({by}) (rate({total}[5m]))
+"""
+
 def groups() -> list[Group]:
     return [
         Group('llmwatch-vllm-recording', [
@@ -31,25 +44,13 @@ def groups() -> list[Group]:
             record('model_name:vllm_prompt_tokens:rate5m', 'sum by (model_name, simulated) (rate(vllm:prompt_tokens_total[5m]))'),
             record('model_name:vllm_requests:rate5m', 'sum by (model_name, simulated) (rate(vllm:request_success_total[5m]))'),
             record('container:vllm_http_requests:rate5m', 'sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))', comment="Share of OpenAI-API requests answered 5xx, per container (vLLM's HTTP counters carry no\nmodel label). Only /v1/ handlers: health checks and /metrics are not user traffic."),
-            record('container:vllm_http_errors:ratio_rate5m', """\
-sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*", status="5xx"}[5m]))
-  / sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))
-"""),
-            record('container:vllm_http_client_errors:ratio_rate5m', """\
-sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*", status="4xx"}[5m]))
-  / sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))
-""", comment="Share answered 4xx: the client's fault (bad request, unknown model, context too long), kept\napart from the server errors above."),
+            record('container:vllm_http_errors:ratio_rate5m', error_share("container, simulated", 'http_requests_total{handler=~"/v1/.*", status="5xx"}', 'http_requests_total{handler=~"/v1/.*"}')),
+            record('container:vllm_http_client_errors:ratio_rate5m', error_share("container, simulated", 'http_requests_total{handler=~"/v1/.*", status="4xx"}', 'http_requests_total{handler=~"/v1/.*"}'), comment="Share answered 4xx: the client's fault (bad request, unknown model, context too long), kept\napart from the server errors above."),
         ]),
         Group('llmwatch-litellm-recording', [
             record('job:litellm_proxy_requests:rate5m', 'sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))', comment='Client-visible failures of the proxy, and upstream failures and fallbacks per model group.'),
-            record('job:litellm_proxy_errors:ratio_rate5m', """\
-sum by (job, simulated) (rate(litellm_proxy_failed_requests_metric_total{exception_status!~"4.."}[5m]))
-  / sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))
-""", comment="Server-side failures: LiteLLM labels a failed request with the HTTP status it answered\n(exception_status; \"None\" when the exception carried none, counted here). 4xx (400 bad request,\n401 invalid or expired key, 429 rate or budget limit) is the client's and has its own ratio."),
-            record('job:litellm_proxy_client_errors:ratio_rate5m', """\
-sum by (job, simulated) (rate(litellm_proxy_failed_requests_metric_total{exception_status=~"4.."}[5m]))
-  / sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))
-"""),
+            record('job:litellm_proxy_errors:ratio_rate5m', error_share("job, simulated", 'litellm_proxy_failed_requests_metric_total{exception_status!~"4.."}', 'litellm_proxy_total_requests_metric_total'), comment="Server-side failures: LiteLLM labels a failed request with the HTTP status it answered\n(exception_status; \"None\" when the exception carried none, counted here). 4xx (400 bad request,\n401 invalid or expired key, 429 rate or budget limit) is the client's and has its own ratio."),
+            record('job:litellm_proxy_client_errors:ratio_rate5m', error_share("job, simulated", 'litellm_proxy_failed_requests_metric_total{exception_status=~"4.."}', 'litellm_proxy_total_requests_metric_total')),
             record('requested_model:litellm_deployment_failures:ratio_rate5m', """\
 sum by (requested_model, simulated) (rate(litellm_deployment_failure_responses_total[5m]))
   / sum by (requested_model, simulated) (rate(litellm_deployment_total_requests_total[5m]))
