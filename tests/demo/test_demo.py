@@ -8,13 +8,14 @@ import signal
 import queue
 import sys
 import threading
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 from llmwatch.mixin import MIXIN
-from llmwatch.simulation.demo import (DEFAULT_LOAD, ENGINES, MASTER_KEY, OUTPUT_TOKENS,
+from llmwatch.simulation.demo import (BREACH_LOAD, DEFAULT_LOAD, ENGINES, MASTER_KEY, OUTPUT_TOKENS,
                                       PROMPT_TOKENS, Demo)
 from llmwatch.simulation.demo.engine import LiveEngine, replay
 from llmwatch.simulation.nvml import http_loads, simulated_node
@@ -23,6 +24,8 @@ from llmwatch.exporters.vllm.collector import VllmExporter, vllm_fetcher
 from llmwatch.upstreams.vllm_discovery import Target
 from llmwatch.simulation.vllm import Engine
 from tests.procs import Process, render, value, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class SteppedTime:
@@ -83,6 +86,15 @@ def test_at_the_default_demo_load_every_latency_slo_holds(spec):
     tpot = [(r.token_times[-1] - r.token_times[0]) / (r.sent - 1) for r in served if r.sent > 1]
     assert p95(ttft) < slo.ttft_p95_seconds / 2
     assert p95(tpot) < slo.tpot_p95_seconds / 2
+
+
+def test_the_documented_breach_load_breaks_the_llamas_ttft_slo():
+    llama = ENGINES[0]
+    slo = MIXIN.slo.of(llama.model)
+    served = replay(llama.cluster, llama.slots, demo_arrivals(BREACH_LOAD * llama.share, 600))
+    # beyond the page (critical) threshold, not just the SLO
+    assert p95([r.token_times[0] - r.arrived for r in served]) > MIXIN.ttft_threshold(slo.ttft_p95_seconds).critical
+    assert f"--load {BREACH_LOAD:g}" in (ROOT / "README.md").read_text()
 
 
 def test_the_live_engine_batches_a_request_that_arrives_mid_stream():
