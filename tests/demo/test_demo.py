@@ -5,14 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import queue
 import sys
 import threading
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
-from llmwatch.simulation.demo import ENGINES, MASTER_KEY, Demo
-from llmwatch.simulation.demo.engine import LiveEngine
+from llmwatch.mixin import MIXIN
+from llmwatch.simulation.demo import (BREACH_LOAD, DEFAULT_LOAD, ENGINES, MASTER_KEY, OUTPUT_TOKENS,
+                                      PROMPT_TOKENS, Demo)
+from llmwatch.simulation.demo.engine import LiveEngine, replay
 from llmwatch.simulation.nvml import http_loads, simulated_node
 from llmwatch.queueing.config import MonoCluster
 from llmwatch.exporters.vllm.collector import VllmExporter, vllm_fetcher
@@ -20,50 +25,108 @@ from llmwatch.upstreams.vllm_discovery import Target
 from llmwatch.simulation.vllm import Engine
 from tests.procs import Process, render, value, wait_until
 
+ROOT = Path(__file__).resolve().parents[2]
 
-class VirtualTime:
-    """A clock whose sleeps advance it at once: the engine's timing, without waiting for it."""
+
+class SteppedTime:
+    """A clock that moves only when the test says: each ``sleep`` waits for :meth:`step`, which
+    ends it at once, so the engine's steps are taken one at a time, in simulated time."""
 
     def __init__(self):
         self.now = 0.0
-        self.lock = threading.Lock()
+        self.sleeps: queue.Queue[tuple[float, threading.Event]] = queue.Queue()
 
     def __call__(self) -> float:
-        with self.lock:
-            return self.now
+        return self.now
 
     def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
+        done = threading.Event()
+        self.sleeps.put((seconds, done))
+        done.wait()
+
+    def step(self) -> float:
+        seconds, done = self.sleeps.get(timeout=10)
+        self.now += seconds
+        done.set()
+        return seconds
 
 
-def test_requests_queue_fifo_for_slots_as_the_simulator_models_them():
-    # one slot; prefill 50 tokens at 1000/s = 0.05 s, decode 100/s: 5 tokens take 0.01 s each
-    clock = VirtualTime()
+def demo_arrivals(rate: float, seconds: float, seed: int = 3) -> list[tuple[float, int, int]]:
+    """Poisson arrivals with the demo load's prompt and output lengths."""
+    rng = np.random.default_rng(seed)
+    count = rng.poisson(rate * seconds)
+    prompts, outputs = PROMPT_TOKENS.sample(rng, count), OUTPUT_TOKENS.sample(rng, count)
+    return [(float(t), int(p), max(1, int(o)))
+            for t, p, o in zip(np.sort(rng.uniform(0, seconds, count)), prompts, outputs)]
+
+
+def p95(values) -> float:
+    return float(np.percentile(values, 95))
+
+
+def test_throughput_grows_with_concurrency_up_to_the_slots():
+    llama = ENGINES[0]
+
+    def tokens_per_second(concurrent: int) -> float:
+        served = replay(llama.cluster, llama.slots, [(0.0, 100, 200)] * concurrent)
+        return concurrent * 200 / max(r.token_times[-1] for r in served)
+
+    one, eight = tokens_per_second(1), tokens_per_second(8)
+    assert one == pytest.approx(1 / (100 / 6000 / 200 + 1 / 35))  # one prefill, then one token a step
+    assert eight > 6 * one  # steps shared by the batch, each a little longer
+    assert tokens_per_second(2 * llama.slots) == pytest.approx(tokens_per_second(llama.slots), rel=0.05)
+
+
+@pytest.mark.parametrize("spec", ENGINES, ids=lambda spec: spec.container)
+def test_at_the_default_demo_load_every_latency_slo_holds(spec):
+    slo = MIXIN.slo.of(spec.model)
+    served = replay(spec.cluster, spec.slots, demo_arrivals(DEFAULT_LOAD * spec.share, 1800))
+    assert len(served) > 100
+    ttft = [r.token_times[0] - r.arrived for r in served]
+    tpot = [(r.token_times[-1] - r.token_times[0]) / (r.sent - 1) for r in served if r.sent > 1]
+    assert p95(ttft) < slo.ttft_p95_seconds / 2
+    assert p95(tpot) < slo.tpot_p95_seconds / 2
+
+
+def test_the_documented_breach_load_breaks_the_llamas_ttft_slo():
+    llama = ENGINES[0]
+    slo = MIXIN.slo.of(llama.model)
+    served = replay(llama.cluster, llama.slots, demo_arrivals(BREACH_LOAD * llama.share, 600))
+    # beyond the page (critical) threshold, not just the SLO
+    assert p95([r.token_times[0] - r.arrived for r in served]) > MIXIN.ttft_threshold(slo.ttft_p95_seconds).critical
+    assert f"--load {BREACH_LOAD:g}" in (ROOT / "README.md").read_text()
+
+
+def test_the_live_engine_batches_a_request_that_arrives_mid_stream():
+    # decode 100 tokens/s alone; prefill 50 tokens at 1000/s = 0.05 s
+    clock = SteppedTime()
     live = LiveEngine(Engine(model_name="m"), MonoCluster(gpus=1, prefill_tokens_per_s=1000.0, decode_tokens_per_s=100.0),
-                      clock=clock, sleep=clock.sleep)
-    first = live.tokens(50, 5)
-    assert next(first) == 0 and clock() == pytest.approx(0.06)  # prefill + one decode step; the slot is held
+                      slots=2, clock=clock, sleep=clock.sleep)
+    seen: dict[str, list[int]] = {"a": [], "b": []}
 
-    seconds: dict[str, float] = {}
+    def client(name: str, output: int) -> None:
+        for k in live.tokens(50, output):
+            seen[name].append(k)
 
-    def second_client() -> None:  # arrives at 0.06 while the first holds the only slot
-        arrived = clock()
-        for k in live.tokens(50, 5):
-            if k == 0:
-                seconds["ttft"] = clock() - arrived
-
-    second = threading.Thread(target=second_client)
-    second.start()
-    wait_until(lambda: live.engine.waiting == 1, 10, "the second request queued")
-    assert list(first) == [1, 2, 3, 4] and clock() == pytest.approx(0.10)  # the first ends, handing its slot over
-    second.join(10)
-    # the second waited 0.04 s for the slot, then prefill + one decode step like the first
-    assert seconds["ttft"] == pytest.approx(0.04 + 0.06)
-    queue, ttft = live.engine.histograms["queue"], live.engine.histograms["ttft"]
-    assert queue.count == 2 and queue.sum == pytest.approx(0.04)
-    assert ttft.count == 2 and ttft.sum == pytest.approx(0.06 + 0.10)
-    assert live.engine.running == 0 and live.engine.waiting == 0
+    a = threading.Thread(target=client, args=("a", 4))
+    a.start()
+    assert clock.step() == pytest.approx(0.05 + 0.01)  # a's prefill and its first token
+    wait_until(lambda: clock.sleeps.qsize() == 1, 10, "the engine in its next step, a alone")
+    b = threading.Thread(target=client, args=("b", 2))
+    b.start()
+    wait_until(lambda: live.engine.waiting == 1, 10, "b queued for the next step")
+    assert clock.step() == pytest.approx(0.01)
+    assert clock.step() == pytest.approx(0.05 + 1.03 / 100)  # b's prefill; two decoding: 3 % more a step
+    assert clock.step() == pytest.approx(1.03 / 100)  # a's last token and b's
+    a.join(10)
+    b.join(10)
+    assert seen == {"a": [0, 1, 2, 3], "b": [0, 1]}
+    # a's tokens at 0.06, 0.07, 0.1303, 0.1406; b arrived at 0.06, its tokens at 0.1303, 0.1406
+    ttft = live.engine.histograms["ttft"]
+    assert ttft.count == 2 and ttft.sum == pytest.approx(0.06 + (0.1303 - 0.06))
+    queued = live.engine.histograms["queue"]
+    assert queued.count == 2 and queued.sum == pytest.approx(0.07 - 0.06)
+    assert live.engine.finished["length"] == 2 and live.engine.running == 0 and live.engine.waiting == 0
 
 
 def test_an_abandoned_stream_frees_its_slot_and_counts_as_aborted():

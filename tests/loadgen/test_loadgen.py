@@ -28,14 +28,17 @@ def results(out: Path) -> tuple[dict, list[dict], Path]:
     return summary, rows, folder
 
 
-def fast_engine(model: str, slots: int = 64, decode_tokens_per_s: float = 1000.0) -> DemoVllmServer:
-    return DemoVllmServer(LiveEngine(Engine(model_name=model), MonoCluster(slots, 100000.0, decode_tokens_per_s)),
-                          "0.28.0")
+def fast_engine(model: str, slots: int = 64, decode_tokens_per_s: float = 1000.0,
+                batch_cost: float = 0.03) -> DemoVllmServer:
+    return DemoVllmServer(LiveEngine(Engine(model_name=model), MonoCluster(slots, 100000.0, decode_tokens_per_s),
+                                     batch_cost=batch_cost), "0.28.0")
 
 
 def test_compares_two_endpoints_on_the_same_requests(tmp_path, capsys):
-    # decode 5 tokens/s: each token 0.2 s after the last, so timing the wrong event is off by 0.2 s
-    with fast_engine("qwen3-32b", decode_tokens_per_s=5.0) as a, fast_engine("llama", decode_tokens_per_s=5.0) as b:
+    # decode steps of 0.2 s whatever the batch: each token 0.2 s after the last, so timing the wrong
+    # event is off by 0.2 s
+    with fast_engine("qwen3-32b", decode_tokens_per_s=5.0, batch_cost=0) as a, \
+            fast_engine("llama", decode_tokens_per_s=5.0, batch_cost=0) as b:
         code = cli.main(["--url", f"vllm-a={a.url}", "--url", f"vllm-b={b.url}", "--rate", "20", "--duration", "1",
                          "--prompt-tokens", "100", "--output-tokens", "5", "--seed", "3", "--quiet",
                          "--slo-tpot", "1", "--out", str(tmp_path)])
@@ -47,7 +50,8 @@ def test_compares_two_endpoints_on_the_same_requests(tmp_path, capsys):
     for name in ("vllm-a", "vllm-b"):
         result = summary["endpoints"][name]
         assert result["requests"] == result["ok"] == n and result["errors"] == {}
-        # prefill 130 tokens at 100k/s + one decode step of 0.2 s: the model's TTFT, plus loopback
+        # the rest of the running step (0 to 0.2 s, 0.1 s typically), then prefill 130 tokens at 100k/s
+        # and one decode step of 0.2 s, plus loopback: the second token would be at 0.4 s or later
         assert 0.2013 <= result["ttft_seconds"]["p50"] < 0.2013 + 0.2
         assert result["goodput_ratio"] == 1.0
     assert summary["endpoints"]["vllm-a"]["model"] == "qwen3-32b"  # picked from /v1/models

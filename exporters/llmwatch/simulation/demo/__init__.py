@@ -3,7 +3,8 @@
 :class:`Demo` starts, in one process or one role at a time:
 
 - three vLLM servers (two current, one old enough to use vLLM's first metric names, so the vLLM
-  exporter's normalisation shows) whose completions are timed by the simulator's queueing model;
+  exporter's normalisation shows) whose completions are timed by a continuously batching engine
+  (:mod:`llmwatch.simulation.demo.engine`);
 - a LiteLLM proxy in front of them (admin API, its own /metrics, chat completions routed by
   model group);
 - a Langfuse whose traces keep arriving;
@@ -49,18 +50,21 @@ class EngineSpec:
     root: str
     group: str  # the LiteLLM model group routed to it
     share: float  # of the demo load
-    cluster: MonoCluster  # slots and per-request speeds
+    cluster: MonoCluster  # one request's prefill and decode speeds
+    slots: int  # requests batched at once (vLLM's max_num_seqs): beyond them a request queues
 
 
 ENGINES = (
     EngineSpec("vllm-llama-3.1-70b", 8001, "0.28.0", "llama-3.1-70b", "meta-llama/Llama-3.1-70B-Instruct",
-               "llama-3.1-70b", 0.6, MonoCluster(gpus=4, prefill_tokens_per_s=6000.0, decode_tokens_per_s=35.0)),
+               "llama-3.1-70b", 0.6, MonoCluster(gpus=4, prefill_tokens_per_s=6000.0, decode_tokens_per_s=35.0), 16),
     EngineSpec("vllm-qwen3-32b", 8002, "0.11.0", "qwen3-32b", "Qwen/Qwen3-32B", "qwen3-32b", 0.3,
-               MonoCluster(gpus=4, prefill_tokens_per_s=9000.0, decode_tokens_per_s=55.0)),
+               MonoCluster(gpus=4, prefill_tokens_per_s=9000.0, decode_tokens_per_s=55.0), 16),
     # the old one: vLLM 0.6.4 writes gpu_cache_usage_perc and time_per_output_token
     EngineSpec("vllm-embed", 8003, "0.6.4", "bge-m3", "BAAI/bge-m3", "embed", 0.1,
-               MonoCluster(gpus=2, prefill_tokens_per_s=20000.0, decode_tokens_per_s=120.0)),
+               MonoCluster(gpus=2, prefill_tokens_per_s=20000.0, decode_tokens_per_s=120.0), 16),
 )
+DEFAULT_LOAD = 1.0  # requests/s the compose demo sends: every SLO holds
+BREACH_LOAD = 4.0  # 2.4/s to the llama, about all its 16 slots serve: its queue and TTFT grow
 PROMPT_TOKENS = TokenDist.lognormal_mean_std(600, 400, 16)
 OUTPUT_TOKENS = TokenDist.lognormal_p50_p90(120, 300)
 
@@ -95,7 +99,7 @@ class Demo:
         if role in ("all", "vllm", "litellm"):
             for spec in ENGINES:
                 live = LiveEngine(Engine(model_name=spec.model, root=spec.root, started=_now().timestamp()),
-                                  spec.cluster)
+                                  spec.cluster, slots=spec.slots)
                 self.engines[spec.container] = DemoVllmServer(live, spec.version, natural_output=OUTPUT_TOKENS,
                                                               host=host, port=port(spec.port))
             if role in ("all", "vllm"):

@@ -1,7 +1,8 @@
 """``llmwatch demo``: serve simulated vLLM, LiteLLM and Langfuse until stopped.
 
   llmwatch demo                     everything on loopback, fixed ports, no load
-  llmwatch demo --load 1            ... plus one request per second through the proxy
+  llmwatch demo --load 1            ... plus one request per second through the proxy: every SLO holds
+  llmwatch demo --load 4            ... overloading the llama on purpose: its TTFT SLO breaks
   llmwatch demo --role vllm         one role per process (vllm, litellm, langfuse)
   llmwatch demo --role gpu [--load-url URL]   the GPU exporter (settings [gpu]) over a simulated
                                     8xH200 node whose load follows URL's {container: load} JSON
