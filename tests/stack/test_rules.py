@@ -118,6 +118,13 @@ def test_every_runbook_section_says_what_it_means_what_to_run_and_when_to_escala
     assert lacking == [], "\n".join(lacking)
 
 
+def test_every_llmwatch_series_a_runbook_names_exists():
+    """A command that greps or queries a misspelt series finds nothing, which reads as all clear."""
+    catalog = (REPO / "docs" / "metrics.md").read_text()
+    named = set(re.findall(r"\bllmwatch_[a-z_]*[a-z]", RUNBOOKS.read_text()))
+    assert named and {name for name in named if name not in catalog} == set()
+
+
 def test_every_alert_has_a_firing_test_for_each_severity():
     tested: set[tuple[str, str]] = set()
     for path in TEST_FILES:
