@@ -95,6 +95,36 @@ def test_every_runbook_section_belongs_to_an_alert():
     assert sections - {"How to use these runbooks"} == names
 
 
+def runbook_sections() -> dict[str, str]:
+    """Each '## ' section of docs/runbooks.md by its title, without the title line."""
+    parts = re.split(r"^## (.+)$", RUNBOOKS.read_text(), flags=re.MULTILINE)
+    return {title.strip(): body for title, body in zip(parts[1::2], parts[2::2])}
+
+
+def test_every_runbook_section_says_what_it_means_what_to_run_and_when_to_escalate():
+    """The shape an on-call engineer can act on at 3 a.m.: the meaning first, then three numbered
+    steps each with a command in backticks, then when to hand it on."""
+    sections = runbook_sections()
+    lacking = []
+    for name in sorted({rule["alert"] for rule in every_alert()}):
+        body = sections.get(name, "").strip()
+        steps = re.findall(r"^(\d+)\. (.*)$", body, flags=re.MULTILINE)
+        if not body or re.match(r"\d+\. ", body):
+            lacking.append(f"{name}: no meaning before the commands")
+        if [number for number, _ in steps[:3]] != ["1", "2", "3"] or not all("`" in text for _, text in steps[:3]):
+            lacking.append(f"{name}: not three numbered first commands, each in backticks")
+        if not re.search(r"^Escalate when ", body, flags=re.MULTILINE):
+            lacking.append(f"{name}: no paragraph starting 'Escalate when'")
+    assert lacking == [], "\n".join(lacking)
+
+
+def test_every_llmwatch_series_a_runbook_names_exists():
+    """A command that greps or queries a misspelt series finds nothing, which reads as all clear."""
+    catalog = (REPO / "docs" / "metrics.md").read_text()
+    named = set(re.findall(r"\bllmwatch_[a-z_]*[a-z]", RUNBOOKS.read_text()))
+    assert named and {name for name in named if name not in catalog} == set()
+
+
 def test_every_alert_has_a_firing_test_for_each_severity():
     tested: set[tuple[str, str]] = set()
     for path in TEST_FILES:
