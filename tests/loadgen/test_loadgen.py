@@ -12,7 +12,9 @@ import pytest
 from llmwatch.simulation.demo.engine import LiveEngine
 from llmwatch.simulation.demo.servers import DemoVllmServer
 from llmwatch.tools.loadgen import cli
-from llmwatch.tools.loadgen.run import plan, prompt_text
+from llmwatch.tools.loadgen.plots import ttft_curve
+from llmwatch.tools.loadgen.run import Planned, Record, plan, prompt_text
+from llmwatch.upstreams.streaming import Outcome
 from llmwatch.queueing.config import MonoCluster, load
 from llmwatch.queueing.engine import workload
 from llmwatch.simulation.vllm import Engine
@@ -89,6 +91,20 @@ def test_failures_are_counted_by_outcome_not_fatal(tmp_path):
     n = summary["endpoints"]["cut"]["requests"]
     assert errors == {"cut": {"stream_error": n}, "garbage": {"malformed": n}, "stall": {"stalled": n}}
     assert all(r["goodput_ratio"] == 0 and r["error_ratio"] == 1 for r in summary["endpoints"].values())
+
+
+def test_the_latency_curve_counts_failures():
+    """Half the requests failed: the TTFT curve of the other half ends at 0.5, not at 1.0."""
+    def record(ttft):
+        outcome = Outcome("ok", ttft=ttft, e2e=ttft) if ttft is not None else Outcome("timeout")
+        return Record(Planned(0.0, 10, 10), 0.0, outcome)
+
+    rows = [record(t) for t in (0.4, 0.1, 0.3, 0.2)] + [record(None)] * 4
+    ttft, share, failed = ttft_curve(rows)
+    assert list(ttft) == [0.1, 0.2, 0.3, 0.4]
+    assert list(share) == [0.125, 0.25, 0.375, 0.5]
+    assert failed == 0.5
+    assert ttft_curve([record(None)])[2] == 1.0 and ttft_curve([])[2] == 0.0
 
 
 def test_the_plan_is_the_simulators_workload():
