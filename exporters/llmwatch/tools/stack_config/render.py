@@ -338,9 +338,9 @@ def _moved_down(node, key: str = ""):
 def remote_write_config(rw: RemoteWrite) -> dict:
     """One ``remote_write`` entry (configuration.md, <remote_write>, at the pinned version). Secrets
     are files beside the rendered prometheus.yml, never in it."""
-    entry: dict = {"name": REMOTE_WRITE_NAME, "url": rw.url,
-                   # Remote-Write 1.0: what Mimir, Thanos Receive and VictoriaMetrics all accept
-                   "protobuf_message": "prometheus.WriteRequest", "send_exemplars": False,
+    # No protobuf_message: its default at the pinned version is Remote-Write 1.0, which Mimir, Thanos
+    # Receive and VictoriaMetrics all accept, and Prometheus 2.42 (the tests without Go) has no such key.
+    entry: dict = {"name": REMOTE_WRITE_NAME, "url": rw.url, "send_exemplars": False,
                    "queue_config": dict(REMOTE_WRITE_QUEUE)}
     if rw.user:
         entry["basic_auth"] = {"username": rw.user, "password_file": REMOTE_WRITE_PASSWORD_FILE}
