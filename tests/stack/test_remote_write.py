@@ -279,7 +279,9 @@ def test_samples_reach_the_store_with_their_labels_and_a_wrong_password_lands_no
     (store_dir / "prometheus.yml").write_text("global: {}\n")
     store_env = render.load_env({"PROMETHEUS_PASSWORD": STORE_PASSWORD})
     (store_dir / "web.yml").write_text(render.prometheus_web_config(store_env, rounds=4))
-    fleet = Exposition(vllm_fleet(tmp_path))
+    exposition = vllm_fleet(tmp_path)
+    fleet_series = sum(len(f.samples) for f in text_string_to_metric_families(exposition))
+    fleet = Exposition(exposition)
     processes = []
     try:
         processes.append(Process([prometheus, f"--config.file={store_dir / 'prometheus.yml'}",
@@ -288,7 +290,7 @@ def test_samples_reach_the_store_with_their_labels_and_a_wrong_password_lands_no
                                   f"--web.config.file={store_dir / 'web.yml'}"], tmp_path / "store.log"))
         store = f"http://127.0.0.1:{store_port}"
 
-        def senders_config(name: str, password: str) -> tuple[str, Process]:
+        def sender(name: str, password: str) -> str:
             """A Prometheus with the remote_write stack-config renders, scraping itself and the fleet
             every second; its samples carry sender=<name>."""
             out = tmp_path / name
@@ -309,10 +311,9 @@ def test_samples_reach_the_store_with_their_labels_and_a_wrong_password_lands_no
                                f"--storage.tsdb.path={out / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
                                f"--web.config.file={stack / 'web.yml'}"], tmp_path / f"{name}.log")
             processes.append(process)
-            return f"http://127.0.0.1:{port}", process
+            return f"http://127.0.0.1:{port}"
 
-        right, _ = senders_config("right", STORE_PASSWORD)
-        wrong, _ = senders_config("wrong", "not-the-store-password")
+        right, wrong = sender("right", STORE_PASSWORD), sender("wrong", "not-the-store-password")
 
         def store_query(expr: str) -> list[dict]:
             answer = httpx.get(f"{store}/api/v1/query", params={"query": expr}, auth=("llmwatch", STORE_PASSWORD),
@@ -326,10 +327,11 @@ def test_samples_reach_the_store_with_their_labels_and_a_wrong_password_lands_no
                                        "sender": "right"}
         assert landed[0]["value"][1] == "1"
         # and every series of the fleet's scrape
-        fleet_series = sum(len(f.samples) for f in text_string_to_metric_families(vllm_fleet(tmp_path)))
-        wait_until(lambda: store_query('count({sender="right", job="fleet", __name__!~"up|scrape_.*"})')
-                   and int(store_query('count({sender="right", job="fleet", __name__!~"up|scrape_.*"})')[0]["value"][1])
-                   == fleet_series, 120, f"the fleet's {fleet_series} series in the store")
+        def landed_from_fleet() -> int:
+            found = store_query('count({sender="right", job="fleet", __name__!~"up|scrape_.*"})')
+            return int(found[0]["value"][1]) if found else 0
+
+        wait_until(lambda: landed_from_fleet() == fleet_series, 120, f"the fleet's {fleet_series} series in the store")
         sample = store_query('vllm:num_requests_running{sender="right"}')[0]["metric"]
         assert {"model_name", "container", "vllm_version"} <= set(sample), sample
 
