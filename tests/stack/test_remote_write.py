@@ -321,11 +321,12 @@ def test_samples_reach_the_store_with_their_labels_and_a_wrong_password_lands_no
             answer.raise_for_status()
             return answer.json()["data"]["result"]
 
-        # The sender's own `up` lands with the labels it had at the sender, plus its external label.
-        landed = wait_until(lambda: store_query('up{sender="right", job="prometheus"}'), 120, "up in the store")
+        # The sender's own `up` lands with the labels it had at the sender, plus its external label
+        # (its first self-scrape may fail while it starts: the wait is for a successful one).
+        landed = wait_until(lambda: [r for r in store_query('up{sender="right", job="prometheus"}')
+                                     if r["value"][1] == "1"], 120, "up 1 in the store")
         assert landed[0]["metric"] == {"__name__": "up", "job": "prometheus", "instance": right.removeprefix("http://"),
                                        "sender": "right"}
-        assert landed[0]["value"][1] == "1"
         # and every series of the fleet's scrape
         def landed_from_fleet() -> int:
             found = store_query('count({sender="right", job="fleet", __name__!~"up|scrape_.*"})')
