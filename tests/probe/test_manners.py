@@ -159,3 +159,14 @@ def test_probe_requests_say_what_they_are():
     assert proxy.bodies[0]["metadata"] == {"tags": ["llmwatch-probe"], "trace_name": "llmwatch-probe",
                                            "generation_name": "llmwatch-probe", "trace_user_id": "llmwatch-probe"}
     assert "metadata" not in engine.bodies[0]  # vLLM would log a warning per request for a field it ignores
+
+
+def test_a_proxy_of_embedding_groups_only_is_sent_nothing_and_is_up():
+    with ScriptedStreamServer(openai_events(2), modes={"embed-a": "embedding", "embed-b": "embedding"}) as proxy:
+        source = TargetSource(litellm_url=proxy.url, litellm_key="sk-probe")
+        with contextlib.closing(exporter(source)) as probe:
+            assert probe.wait_for(lambda e: e.turns >= 3, 20)
+            text = render(probe)
+    assert not proxy.bodies
+    assert value(text, "llmwatch_probe_up", target="litellm") == 1
+    assert len(names(text, "llmwatch_probe_skipped_info", target="litellm", reason="mode_embedding")) == 2

@@ -151,14 +151,17 @@ class ProbeState:
         self.skipped = {k: r for k, r in self.skipped.items() if k[0] != probe.target}
         self.skipped.update({(probe.target, model): reason for model, reason in probe.skipped})
 
-    def resolved(self, probe: Probe) -> None:
-        """A turn read ``probe``'s models (or failed to: ``problem``)."""
+    def resolved(self, probe: Probe, when: float) -> None:
+        """A turn read ``probe``'s models (or failed to: ``problem``). A target all of whose
+        models are skipped (a proxy of embedding groups only) has nothing failing: up."""
         with self.lock:
             if probe.target not in self.targets:
                 return
             self._set_models(probe)
             if probe.problem:
                 self.up[probe.target] = False
+            elif not probe.models:
+                self.up[probe.target], self.last_success[probe.target] = True, when
             self._keep_series()
 
     def _keep_series(self) -> None:
@@ -256,7 +259,7 @@ class ProbeExporter:
         if probe.list_models:
             async with gate:
                 probe = await self.source.resolve(client, probe)
-            self.state.resolved(probe)
+            self.state.resolved(probe, self.now())
             if probe.problem:
                 self.collector.errors.add("models")
                 return
