@@ -31,7 +31,6 @@ from typing import TypeVar
 import httpx
 
 from llmwatch.core.cache import ExpiringMap
-from llmwatch.exporters.litellm.payloads import deployments
 from llmwatch.exporters.probe import StaticTarget
 from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
 
@@ -77,12 +76,19 @@ def model_ids(payload: bytes, *, base_only: bool) -> list[str]:
 
 
 def group_modes(payload: bytes) -> dict[str, str]:
-    """Model group -> LiteLLM's mode for it, from ``/model/info`` (one entry per deployment; a
-    group whose deployments disagree takes a mode that can be probed, chat first)."""
+    """Model group -> LiteLLM's mode for it, from ``/model/info``: one entry per deployment,
+    ``{model_name, litellm_params, model_info: {mode, ...}}``; a mode that is null or absent reads
+    "None", as the LiteLLM exporter's deployment_info shows it. A group whose deployments disagree
+    takes a mode that can be probed, chat first. Raises ValueError for anything else."""
+    data = json.loads(payload).get("data")
+    if not isinstance(data, list):
+        raise ValueError("no data list")
     modes: dict[str, list[str]] = {}
-    for d in deployments(json.loads(payload)):
-        if d.model_group != "None":
-            modes.setdefault(d.model_group, []).append(d.mode)
+    for entry in data:
+        info = entry.get("model_info") if isinstance(entry, dict) else None
+        if isinstance(info, dict) and isinstance(entry.get("model_name"), str) and entry["model_name"]:
+            mode = info.get("mode")
+            modes.setdefault(entry["model_name"], []).append("None" if mode is None else str(mode))
     if not modes:
         raise ValueError("no model groups listed")
     return {group: next((m for m in ("chat", "None", "completion") if m in found), found[0])
