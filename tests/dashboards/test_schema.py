@@ -120,6 +120,8 @@ MISTAKES = {
     "an override of a property the panel lacks": ("litellm", "timeseries",
                                                   ("fieldConfig", "overrides", 0, "properties", 0, "id"),
                                                   "custom.cellOptions"),
+    "an override value of the wrong shape": ("system", "timeseries", ("fieldConfig", "overrides", 0, "properties", 0),
+                                             {"id": "color", "value": {"mode": "fixd"}}),
     "an option Grafana dropped (the table footer moved to field config)": ("containers", "table",
                                                                            ("options", "footer"), {"show": False}),
     "a value the option does not take": ("cost", "timeseries", ("options", "tooltip", "mode"), "several"),
@@ -142,7 +144,7 @@ def test_a_misspelled_option_fails_naming_the_board_panel_and_key(tmp_path):
             parent = parent[key]
         parent[keys[-1]] = value
         boards[f"{name} with {mistake}"] = board
-        expected.append(f'{name} with {mistake}: panel "{panel["title"]}" {dotted(keys)}: ')
+        expected.append(f'{name} with {mistake}: panel "{panel["title"]}" {dotted(keys)}')
     problems = check(boards, tmp_path)
     for start in expected:
         assert any(p.startswith(start) for p in problems), (start, problems)

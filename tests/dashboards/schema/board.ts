@@ -31,15 +31,17 @@ type Defaulted<T> = T extends string ? `${T}`
   : T extends object ? { [K in keyof T]?: Defaulted<T[K]> }
   : T;
 
-/** Field config keys an override may set: the standard ones, and `custom.<key>` of the panel type. */
-type OverrideId<Custom> = Exclude<keyof grafana.FieldConfig, "custom"> | `custom.${Extract<keyof Custom, string>}`;
+type StandardFieldConfig = Omit<grafana.FieldConfig, "custom">;
+
+/** What an override may set: a standard field config key or `custom.<key>` of the panel type, each
+ * with that key's value type. */
+type OverrideProperty<Custom> =
+  | { [K in keyof StandardFieldConfig]-?: { id: K; value?: StandardFieldConfig[K] } }[keyof StandardFieldConfig]
+  | { [K in Extract<keyof Custom, string>]-?: { id: `custom.${K}`; value?: Custom[K] } }[Extract<keyof Custom, string>];
 
 type FieldConfigSource<Custom> = {
-  defaults: Omit<grafana.FieldConfig, "custom"> & { custom?: Custom };
-  overrides: Array<{
-    matcher: grafana.MatcherConfig;
-    properties: Array<{ id: OverrideId<Custom>; value?: unknown }>;
-  }>;
+  defaults: StandardFieldConfig & { custom?: Custom };
+  overrides: Array<{ matcher: grafana.MatcherConfig; properties: Array<OverrideProperty<Custom>> }>;
 };
 
 /** A panel of plugin `Type`; `never` as `Custom` for panel types that have no custom field config. */
