@@ -37,11 +37,15 @@ def openai_events(tokens: int, *, gap: float = 0.0, usage: bool = True, done: bo
 
 class ScriptedStreamServer(FakeServer):
     def __init__(self, script: list, *, status: int = 200, content_type: str = "text/event-stream",
-                 models: list[str] | None = None):
+                 models: list[str] | None = None, modes: dict[str, str | None] | None = None):
+        """``models``: what /v1/models lists; ``modes``: model group -> LiteLLM mode, served as
+        LiteLLM's /model/info (one deployment per group)."""
         super().__init__()
         self.script, self.status, self.content_type, self.models = script, status, content_type, models
+        self.modes = modes
         self.writes: list[float] = []  # perf_counter when each bytes step was handed to the socket
         self.bodies: list[dict] = []
+        self.paths: list[str] = []  # of the POSTs, in order
         self.active = self.max_active = 0  # requests being answered now, and the most at once
         self._lock = threading.Lock()
 
@@ -49,9 +53,14 @@ class ScriptedStreamServer(FakeServer):
         if path == "/v1/models" and self.models is not None:
             return 200, "application/json", json.dumps({"object": "list", "data": [
                 {"id": m, "object": "model", "parent": None} for m in self.models]}).encode()
+        if path == "/model/info" and self.modes is not None:
+            return 200, "application/json", json.dumps({"data": [
+                {"model_name": group, "litellm_params": {"model": f"hosted_vllm/{group}"},
+                 "model_info": {"id": f"d-{group}", "mode": mode}} for group, mode in self.modes.items()]}).encode()
         return 404, "application/json", b"{}"
 
     def answer_post(self, path, headers, body):
+        self.paths.append(path)
         self.bodies.append(json.loads(body or b"{}"))
         return self.status, self.content_type, self._play()
 

@@ -37,27 +37,27 @@ def fast_engine(model: str, slots: int = 64, decode_tokens_per_s: float = 1000.0
 
 
 def test_compares_two_endpoints_on_the_same_requests(tmp_path, capsys):
-    # decode steps of 0.2 s whatever the batch: each token 0.2 s after the last, so timing the wrong
-    # event is off by 0.2 s
-    with fast_engine("qwen3-32b", decode_tokens_per_s=5.0, batch_cost=0) as a, \
-            fast_engine("llama", decode_tokens_per_s=5.0, batch_cost=0) as b:
+    # decode steps of 0.5 s whatever the batch: each token 0.5 s after the last, so timing the wrong
+    # event is off by 0.5 s (long enough that a loaded machine's scheduling delays stay well below it)
+    with fast_engine("qwen3-32b", decode_tokens_per_s=2.0, batch_cost=0) as a, \
+            fast_engine("llama", decode_tokens_per_s=2.0, batch_cost=0) as b:
         code = cli.main(["--url", f"vllm-a={a.url}", "--url", f"vllm-b={b.url}", "--rate", "20", "--duration", "1",
-                         "--prompt-tokens", "100", "--output-tokens", "5", "--seed", "3", "--quiet",
-                         "--slo-tpot", "1", "--out", str(tmp_path)])
+                         "--prompt-tokens", "100", "--output-tokens", "3", "--seed", "3", "--quiet",
+                         "--slo-ttft", "2", "--slo-tpot", "1", "--out", str(tmp_path)])
     assert code == 0
     summary, rows, folder = results(tmp_path)
     n = len(plan(cli.workload_config(cli.parser().parse_args(
-        ["--url", "http://x", "--rate", "20", "--duration", "1", "--prompt-tokens", "100", "--output-tokens", "5",
+        ["--url", "http://x", "--rate", "20", "--duration", "1", "--prompt-tokens", "100", "--output-tokens", "3",
          "--seed", "3"]))))
     for name in ("vllm-a", "vllm-b"):
         result = summary["endpoints"][name]
         assert result["requests"] == result["ok"] == n and result["errors"] == {}
-        # the rest of the running step (0 to 0.2 s, 0.1 s typically), then prefill 130 tokens at 100k/s
-        # and one decode step of 0.2 s, plus loopback: the second token would be at 0.4 s or later
-        assert 0.2013 <= result["ttft_seconds"]["p50"] < 0.2013 + 0.2
+        # the rest of the running step (0 to 0.5 s, 0.25 s typically), then prefill 130 tokens at 100k/s
+        # and one decode step of 0.5 s, plus loopback: the second token would be at 1.0 s or later
+        assert 0.5013 <= result["ttft_seconds"]["p50"] < 0.5013 + 0.5
         assert result["goodput_ratio"] == 1.0
     assert summary["endpoints"]["vllm-a"]["model"] == "qwen3-32b"  # picked from /v1/models
-    assert len(rows) == 2 * n and {r["output_tokens"] for r in rows} == {"5"}
+    assert len(rows) == 2 * n and {r["output_tokens"] for r in rows} == {"3"}
     assert (folder / "latency.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "TTFT p95" in printed and "goodput" in printed and str(folder) in printed

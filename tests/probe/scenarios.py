@@ -57,8 +57,8 @@ def demo_engine(model: str = "qwen3-32b") -> DemoVllmServer:
 
 def engines(tmp_path: Path) -> str:
     """Every way in: a vLLM server of the vLLM exporter's (model from /v1/models), TGI and Ollama
-    natively, an OpenAI-compatible gateway with a key, and LiteLLM's three groups, one of which it
-    routes (the other two answer 400)."""
+    natively, an OpenAI-compatible gateway with a key, and LiteLLM's three groups: it routes one,
+    the other chat group answers 400, the embedding group is not probed (its model_info.mode)."""
     with contextlib.ExitStack() as stack:
         vllm = stack.enter_context(demo_engine())
         litellm = stack.enter_context(FakeLitellmServer(router=litellm_router({"qwen3-32b": vllm}, 0)))
@@ -71,7 +71,7 @@ def engines(tmp_path: Path) -> str:
                     StaticTarget("gateway", gateway.url, "openai", "gpt-oss", "GATEWAY_KEY")],
             keys={"gateway": "sk-gateway"}, vllm_static=[Target("vllm-qwen3-32b", vllm.url, "static")],
             litellm_url=litellm.url, litellm_key="sk-master")
-        text = run_round(source, 7)
+        text = run_round(source, 6)
         assert gateway.headers[-1]["authorization"] == "Bearer sk-gateway"
         return text
 

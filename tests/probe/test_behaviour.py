@@ -119,7 +119,7 @@ def test_settings_follow_the_vllm_and_litellm_sections_and_keys_come_from_the_en
 @pytest.mark.parametrize("entry,message", [
     ({"url": "http://x:1"}, "must be a table with name and url"),
     ({"name": "a", "url": "ftp://x"}, r"is not an http\(s\) base URL"),
-    ({"name": "a", "url": "http://x:1", "api": "grpc"}, "api must be one of openai, tgi, ollama"),
+    ({"name": "a", "url": "http://x:1", "api": "grpc"}, "api must be one of openai, completions, tgi, ollama"),
     ({"name": "a", "url": "http://x:1", "api": "ollama"}, "an Ollama target needs a model"),
     ({"name": "litellm", "url": "http://x:1"}, "reserved"),
     ({"name": "a", "url": "http://x:1", "api_key_env": "not a name"}, "environment variable name"),

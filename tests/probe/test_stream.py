@@ -119,6 +119,27 @@ def test_http_errors_name_the_status():
     assert out.outcome == "http_status" and out.status == 429 and "rate limited" in out.detail
 
 
+@pytest.mark.parametrize("status,body,outcome", [
+    # vLLM's own answer for a pooling model (chat, then text completions)
+    (400, b'{"error": {"message": "The model does not support Chat Completions API", "type": "BadRequestError", '
+          b'"param": null, "code": 400}}', "unsupported"),
+    (400, b'{"object": "error", "message": "The model does not support Completions API", "type": '
+          b'"BadRequestError", "param": null, "code": 400}', "unsupported"),
+    # as LiteLLM passes it on from a hosted_vllm deployment
+    (400, b'{"error": {"message": "litellm.BadRequestError: Hosted_vllmException - The model does not support Chat '
+          b'Completions API. Received Model Group=embed", "type": null, "param": null, "code": "400"}}', "unsupported"),
+    # other 400s and 404s are failures (a route missing is the caller's to judge: route_missing)
+    (400, b'{"error": {"message": "max_tokens must be at least 1", "code": 400}}', "http_status"),
+    (404, b'{"detail":"Not Found"}', "http_status"),
+    (500, b'The model does not support Chat Completions API', "http_status"),
+])
+def test_an_answer_that_the_model_serves_no_chat_is_unsupported(status, body, outcome):
+    with ScriptedStreamServer([body], status=status, content_type="application/json") as server:
+        out = run(server.url)
+    assert out.outcome == outcome and out.status == status
+    assert s.route_missing(out) == (body == b'{"detail":"Not Found"}')
+
+
 def test_an_empty_stream():
     with ScriptedStreamServer(openai_events(0, usage=False)) as server:
         out = run(server.url)

@@ -8,8 +8,9 @@ way a client does and timestamps every event as it arrives:
 - TPOT: the time between the first and the last token over the tokens after the first;
 - end-to-end: from sending to the stream's terminator.
 
-Three wire formats: the OpenAI-compatible ``/v1/chat/completions`` that vLLM, LiteLLM, TGI and
-Ollama all serve (server-sent events, ``data: [DONE]`` at the end); TGI's native
+Four wire formats: the OpenAI-compatible ``/v1/chat/completions`` that vLLM, LiteLLM, TGI and
+Ollama all serve (server-sent events, ``data: [DONE]`` at the end); its text-completion sibling
+``/v1/completions`` (``completions``: a model with no chat template); TGI's native
 ``/generate_stream`` (server-sent events, the last one has ``generated_text``); Ollama's native
 ``/api/chat`` (one JSON object per line, the last one has ``done: true``).
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from contextlib import aclosing
 from collections.abc import AsyncIterator, Callable
@@ -29,14 +31,27 @@ from dataclasses import dataclass
 import httpx
 from httpx_sse import EventSource, SSEError
 
-APIS = ("openai", "tgi", "ollama")
+APIS = ("openai", "completions", "tgi", "ollama")
 # ok; connect: not reachable; timeout: no first token in time or the whole answer took too long;
 # stalled: tokens stopped coming for stall seconds; http_status: not 200; malformed: an answer
 # that is not the API's stream format; stream_error: an error event, a connection cut mid-stream
-# or a stream without its terminator; empty: a complete stream without a single token.
-OUTCOMES = ("ok", "connect", "timeout", "stalled", "http_status", "malformed", "stream_error", "empty")
+# or a stream without its terminator; empty: a complete stream without a single token;
+# unsupported: the server says the model serves no chat or text completions (see UNSUPPORTED).
+OUTCOMES = ("ok", "connect", "timeout", "stalled", "http_status", "malformed", "stream_error", "empty",
+            "unsupported")
 ERROR_TEXT_BYTES = 300  # of an error answer's body, quoted in the outcome's detail
-_PATHS = {"openai": "/v1/chat/completions", "tgi": "/generate_stream", "ollama": "/api/chat"}
+_PATHS = {"openai": "/v1/chat/completions", "completions": "/v1/completions", "tgi": "/generate_stream",
+          "ollama": "/api/chat"}
+# How an OpenAI-compatible server says that the model serves no chat (or text) completions, as
+# opposed to failing to serve them: older vLLM keeps the routes of a pooling model
+# (embedding, rerank, classify) and answers HTTP 400 "The model does not support Chat Completions
+# API" (or "... Completions API"); LiteLLM passes that message on inside its own.
+UNSUPPORTED = re.compile(r"does not support (?:the )?(?:chat )?completions api", re.IGNORECASE)
+# Newer vLLM registers the generate routes only when the model supports the "generate" task, so a
+# pooling model's server has no /v1/chat/completions at all: HTTP 404 with FastAPI's own body.
+# Only a caller that knows the server is up at that base URL (its /v1/models answered) may read
+# that as "unsupported": behind a wrong base path every server answers the same.
+ROUTE_MISSING = re.compile(r'\s*\{\s*"detail"\s*:\s*"Not Found"\s*\}\s*')
 
 
 class Malformed(ValueError):
@@ -75,9 +90,10 @@ def request_body(api: str, model: str, prompt: str, max_tokens: int, *, exact: b
     """The path and JSON body of a streaming request. ``exact`` asks for exactly ``max_tokens``
     (vLLM's ignore_eos/min_tokens, TGI's and Ollama's equivalents) so a load test gets the
     output lengths it drew."""
-    if api == "openai":
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-                "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+    if api in ("openai", "completions"):
+        body = {"model": model, "messages": [{"role": "user", "content": prompt}]} if api == "openai" \
+            else {"model": model, "prompt": prompt}
+        body |= {"max_tokens": max_tokens, "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
         if exact:
             body |= {"ignore_eos": True, "min_tokens": max_tokens}
     elif api == "tgi":
@@ -162,7 +178,19 @@ def parse_ollama(line: str) -> Piece:
     return Piece(tokens=1 if isinstance(text, str) and text else 0, total=total, done=done)
 
 
-PARSERS: dict[str, Callable[[str], Piece]] = {"openai": parse_openai, "tgi": parse_tgi, "ollama": parse_ollama}
+PARSERS: dict[str, Callable[[str], Piece]] = {"openai": parse_openai, "completions": parse_openai, "tgi": parse_tgi,
+                                               "ollama": parse_ollama}
+
+
+def unsupported(status: int, text: str) -> bool:
+    """Whether an error answer says the model serves no chat/completions (:data:`UNSUPPORTED`)."""
+    return status in (400, 404) and UNSUPPORTED.search(text) is not None
+
+
+def route_missing(outcome: "Outcome") -> bool:
+    """Whether a failed request met a server without the route at all (:data:`ROUTE_MISSING`)."""
+    return (outcome.outcome == "http_status" and outcome.status == 404
+            and ROUTE_MISSING.fullmatch(outcome.detail.removeprefix("HTTP 404: ")) is not None)
 
 
 async def _head(response: httpx.Response, size: int) -> bytes:
@@ -236,7 +264,8 @@ async def stream(client: httpx.AsyncClient, base_url: str, api: str, body: dict,
                 status = response.status_code
                 if status != 200:
                     text = (await _head(response, ERROR_TEXT_BYTES)).decode("utf-8", "replace")
-                    return clock.outcome("http_status", f"HTTP {status}: {text}", status)
+                    reason = "unsupported" if unsupported(status, text) else "http_status"
+                    return clock.outcome(reason, f"HTTP {status}: {text}", status)
                 async with aclosing(_events(api, response)) as events:
                     async for data in events:
                         piece = parse(data)

@@ -25,6 +25,9 @@ DEFAULT_PORT = 8000  # vLLM's API (and /metrics) port unless --port says otherwi
 # Command fragments of a vLLM OpenAI-compatible server (new CLI, old module entry point).
 _COMMANDS = ("vllm serve", "vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server")
 _PORT_FLAG = re.compile(r"^--port(?:=(\d+))?$")
+# "false" keeps a container out of the probe (no test completions sent to it) while the vLLM
+# exporter still scrapes it: an embedding server, or one whose traffic must stay the users' own.
+PROBE_LABEL = "llmwatch.probe"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Target:
     gpus: tuple[str, ...] = ()  # GPU indices or UUIDs as Docker gave them, or ("all",)
     started_at: float | None = None  # unix time the container (re)started
     container_id: str = ""
+    probe: bool = True  # False: the container's PROBE_LABEL says so
 
 
 # ---- static targets ---------------------------------------------------------------------------
@@ -209,7 +213,8 @@ def target_from_inspect(inspect: Mapping, rules: MatchRules) -> Target | None:
                     extra={"container": name})
         return None
     return Target(name=name, url=url, source="docker", image=str(config.get("Image", "")),
-                  gpus=gpus_of(inspect), started_at=started_at(inspect), container_id=str(inspect.get("Id", "")))
+                  gpus=gpus_of(inspect), started_at=started_at(inspect), container_id=str(inspect.get("Id", "")),
+                  probe=str(labels.get(PROBE_LABEL, "")).strip().lower() not in ("false", "0", "no"))
 
 
 class DockerDiscovery:

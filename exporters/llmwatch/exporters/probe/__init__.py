@@ -1,9 +1,10 @@
 """Probe exporter (``llmwatch probe``, port 9905): latency as a user sees it.
 
 Every ``interval_seconds`` it streams a tiny chat completion through the LiteLLM proxy (per model
-group) and straight to each engine (every vLLM server the vLLM exporter watches, plus TGI, Ollama
-or other OpenAI-compatible servers listed in settings), and records TTFT, time per output token,
-end-to-end time and the outcome per target and model.
+group that chats) and straight to each engine (every vLLM server the vLLM exporter watches, but
+those labelled ``llmwatch.probe=false``, plus TGI, Ollama or other OpenAI-compatible servers
+listed in settings), and records TTFT, time per output token, end-to-end time and the outcome per
+target and model.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class ProbeSettings:
     targets: list = setting(check=parse_targets, help="engines: {name, url, api, model, api_key_env}")
     vllm: bool = setting(help="probe every vLLM server the vLLM exporter finds (its [vllm] settings)")
     litellm: bool = setting(help="probe each model group through the LiteLLM proxy at litellm.url")
-    litellm_models: list = setting(check=_models, help="model groups probed through LiteLLM; empty: all")
+    litellm_models: list = setting(check=_models, help="model groups probed through LiteLLM; empty: all that chat")
+    litellm_exclude: list = setting(check=_models, help="model groups never probed (shell patterns: embed-*)")
     litellm_key: str = setting(secret=True, help="LiteLLM key for the probe; empty: litellm.master_key")
     models_cache_seconds: float = setting(min=0, max=86400, help="model lists read again after this long")
     max_body_bytes: int = setting(min=1024, max=1 << 30, help="a model list larger than this is refused")
@@ -113,7 +115,8 @@ def build(settings: Settings[ProbeSettings]):
         static=static, keys=keys,
         vllm_static=parse_static_targets(vllm.targets) if probe.vllm else [], discovery=discovery,
         litellm_url=litellm.url if probe.litellm else "", litellm_key=probe.litellm_key or litellm.master_key,
-        litellm_models=tuple(probe.litellm_models), models_seconds=probe.models_cache_seconds,
+        litellm_models=tuple(probe.litellm_models), litellm_exclude=tuple(probe.litellm_exclude),
+        models_seconds=probe.models_cache_seconds,
         timeout=min(probe.stall_seconds, probe.timeout_seconds), max_body_bytes=probe.max_body_bytes)
     return ProbeExporter(source, interval=probe.interval_seconds, timeout=probe.timeout_seconds,
                          stall=probe.stall_seconds, prompt=probe.prompt, max_tokens=probe.max_tokens,

@@ -9,6 +9,16 @@ A scrape reads the accumulated state under a lock: it never waits on an upstream
 A round only lists the targets; everything that waits on a target (reading its model list,
 streaming) happens in that target's own turn, so a slow or dripping target delays nobody else.
 
+A probe says what it is wherever it lands: ``User-Agent: llmwatch-probe/<version>`` and
+``X-Llmwatch-Probe: 1`` on every request, ``user: "llmwatch-probe"`` in every OpenAI-style body
+(LiteLLM's end user, Langfuse's trace user) and, through LiteLLM, request tags and Langfuse trace
+and generation names in ``metadata`` (only LiteLLM reads it: vLLM would log a warning per request
+for a field it does not know).
+
+A model that answers it serves no chat or completions (``unsupported``: an embedding server) is
+asked again only after ``models_seconds``; that answer is neither a success nor a failure, so it
+sets no ``llmwatch_probe_success`` and leaves ``up`` alone.
+
 Targets that leave (a container removed) take their series with them; ``llmwatch_probe_up``
 says per target whether its latest probes all succeeded, and only while that success is recent
 (:meth:`ProbeExporter.fresh_seconds`): a target whose turns have stopped ending reads 0, not
@@ -24,14 +34,16 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from llmwatch import __version__
+from llmwatch.core.cache import ExpiringMap
 from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, up_family
-from llmwatch.upstreams.streaming import OUTCOMES, Outcome, request_body, stream
+from llmwatch.upstreams.streaming import OUTCOMES, Outcome, request_body, route_missing, stream
 from llmwatch.exporters.probe.targets import Probe, TargetSource
 
 log = logging.getLogger(__name__)
@@ -44,6 +56,22 @@ TTFT_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0)
 TPOT_BUCKETS = (0.05, 0.1, 0.2, 0.5)
 E2E_BUCKETS = (1.0, 5.0, 20.0, 60.0)
 ERRORS = ("docker", "models", "probe_loop")
+PROBE_USER = "llmwatch-probe"  # the OpenAI ``user``, LiteLLM request tag and Langfuse trace name
+HEADERS = {"User-Agent": f"{PROBE_USER}/{__version__}", "X-Llmwatch-Probe": "1"}
+
+
+def identification(api: str, via: str) -> dict:
+    """What a probe's body adds to say it is one: ``user`` for OpenAI-style APIs (vLLM and LiteLLM
+    accept it; LiteLLM records it as the end user, Langfuse as the trace's user) and, through
+    LiteLLM, ``metadata`` with its request tag (spend logs, Langfuse tags) and Langfuse's trace and
+    generation names. TGI and Ollama bodies stay as they are (they know no such fields)."""
+    if api not in ("openai", "completions"):
+        return {}
+    marks: dict = {"user": PROBE_USER}
+    if via == "litellm":
+        marks["metadata"] = {"tags": [PROBE_USER], "trace_name": PROBE_USER, "generation_name": PROBE_USER,
+                             "trace_user_id": PROBE_USER}
+    return marks
 
 
 class Buckets:
@@ -77,6 +105,11 @@ class Series:
     last: Outcome | None = None
     last_time: float = 0.0
 
+    @property
+    def failed(self) -> bool:
+        """The latest probe failed (an ``unsupported`` answer is no failure)."""
+        return self.last is None or not (self.last.ok or self.last.outcome == "unsupported")
+
     def record(self, outcome: Outcome, when: float) -> None:
         self.outcomes[outcome.outcome] = self.outcomes.get(outcome.outcome, 0) + 1
         self.last, self.last_time = outcome, when
@@ -97,26 +130,38 @@ class ProbeState:
         self.up: dict[str, bool] = {}
         self.last_success: dict[str, float] = {}  # when all of a target's latest probes last succeeded
         self.series: dict[tuple[str, str], Series] = {}
+        self.skipped: dict[tuple[str, str], str] = {}  # (target, model) -> why it is not probed
+        self.opted_out: list[str] = []  # vLLM containers labelled out of the probe
 
-    def set_targets(self, probes: list[Probe]) -> None:
+    def set_targets(self, probes: list[Probe], opted_out: list[str] = ()) -> None:
         with self.lock:
             self.targets = {p.target: p for p in probes}
+            self.opted_out = list(opted_out)
             self.up = {name: self.up.get(name, False) for name in self.targets}
             self.last_success = {n: t for n, t in self.last_success.items() if n in self.targets}
             self.models = {n: m for n, m in self.models.items() if n in self.targets}
+            self.skipped = {k: r for k, r in self.skipped.items() if k[0] in self.targets}
             for p in probes:
                 if not p.list_models:
-                    self.models[p.target] = p.models
+                    self._set_models(p)
             self._keep_series()
 
-    def resolved(self, probe: Probe) -> None:
-        """A turn read ``probe``'s models (or failed to: ``problem``)."""
+    def _set_models(self, probe: Probe) -> None:
+        self.models[probe.target] = probe.models
+        self.skipped = {k: r for k, r in self.skipped.items() if k[0] != probe.target}
+        self.skipped.update({(probe.target, model): reason for model, reason in probe.skipped})
+
+    def resolved(self, probe: Probe, when: float) -> None:
+        """A turn read ``probe``'s models (or failed to: ``problem``). A target all of whose
+        models are skipped (a proxy of embedding groups only) has nothing failing: up."""
         with self.lock:
             if probe.target not in self.targets:
                 return
-            self.models[probe.target] = probe.models
+            self._set_models(probe)
             if probe.problem:
                 self.up[probe.target] = False
+            elif not probe.models:
+                self.up[probe.target], self.last_success[probe.target] = True, when
             self._keep_series()
 
     def _keep_series(self) -> None:
@@ -128,7 +173,7 @@ class ProbeState:
                 return
             self.series.setdefault((target, model), Series()).record(outcome, when)
             lasts = [self.series.get((target, m)) for m in self.models.get(target, ())]
-            self.up[target] = all(s is not None and s.last is not None and s.last.ok for s in lasts)
+            self.up[target] = all(s is not None and not s.failed for s in lasts)
             if self.up[target]:
                 self.last_success[target] = when
 
@@ -143,6 +188,8 @@ class ProbeExporter:
         self.now = now
         self.stream_clock = stream_clock  # a clock per probe (tests hand out stepping clocks)
         self.state = ProbeState()
+        # (target, url, model) answered "unsupported": not asked again for models_seconds
+        self.unsupported: ExpiringMap[tuple[str, str, str], bool] = ExpiringMap(source.models_seconds, now)
         self.collector = ExporterCollector("probe", self.scrape, reasons=ERRORS)
         self.rounds = 0  # finished rounds of target listing (tests wait on it)
         self.probes_done = 0
@@ -169,8 +216,7 @@ class ProbeExporter:
         limits = httpx.Limits(max_connections=max(self.concurrency * 2, 8), max_keepalive_connections=self.concurrency)
         running: dict[str, asyncio.Task] = {}
         gate = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(limits=limits, headers={"User-Agent": "llmwatch-probe"},
-                                     follow_redirects=False) as client:
+        async with httpx.AsyncClient(limits=limits, headers=HEADERS, follow_redirects=False) as client:
             try:
                 while True:
                     started = self._loop.time()
@@ -189,10 +235,11 @@ class ProbeExporter:
                 await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _round(self, client: httpx.AsyncClient, running: dict[str, asyncio.Task], gate) -> None:
-        probes, failed = await self.source.probes()
+        probes, failed, opted_out = await self.source.probes()
         for source in failed:
             self.collector.errors.add(source)
-        self.state.set_targets(probes)
+        self.state.set_targets(probes, opted_out)
+        self.unsupported.keep((p.target, p.url, m) for p in probes for m in self.state.models.get(p.target, p.models))
         for probe in probes:
             task = running.get(probe.target)
             if task is not None and not task.done():
@@ -212,16 +259,27 @@ class ProbeExporter:
         if probe.list_models:
             async with gate:
                 probe = await self.source.resolve(client, probe)
-            self.state.resolved(probe)
+            self.state.resolved(probe, self.now())
             if probe.problem:
                 self.collector.errors.add("models")
                 return
         for model in probe.models:
-            _, body = request_body(probe.api, model, self.prompt, self.max_tokens)
+            if self.unsupported.fresh((probe.target, probe.url, model)):
+                continue
+            api = "completions" if model in probe.completions else probe.api
+            _, body = request_body(api, model, self.prompt, self.max_tokens)
+            body |= identification(api, probe.via)
             async with gate:
-                outcome = await stream(client, probe.url, probe.api, body, headers=dict(probe.headers),
+                outcome = await stream(client, probe.url, api, body, headers=dict(probe.headers),
                                        timeout=self.timeout, stall=self.stall, now=self.stream_clock())
-            if not outcome.ok:
+            if probe.source in ("vllm", "docker") and route_missing(outcome):
+                # a vLLM server whose /v1/models just answered, without the route: a pooling model
+                outcome = replace(outcome, outcome="unsupported")
+            if outcome.outcome == "unsupported":
+                self.unsupported.set((probe.target, probe.url, model), True)
+                log.info("model serves no completions; not probed again for a while",
+                         extra={"target": probe.target, "model": model, "detail": outcome.detail})
+            elif not outcome.ok:
                 log.warning("probe failed", extra={"target": probe.target, "model": model,
                                                    "outcome": outcome.outcome, "detail": outcome.detail})
             self.state.record(probe.target, model, outcome, self.now())
@@ -250,6 +308,9 @@ class ProbeExporter:
             series = {key: (s, s.last, dict(s.outcomes), s.ttft.cumulative(), s.ttft.sum, s.tpot.cumulative(),
                             s.tpot.sum, s.e2e.cumulative(), s.e2e.sum, s.last_time)
                       for key, s in self.state.series.items()}
+            skipped = dict(self.state.skipped) | {(name, ""): "label" for name in self.state.opted_out}
+            skipped |= {key: "unsupported" for key, s in self.state.series.items()
+                        if s.last is not None and s.last.outcome == "unsupported"}
         yield up_family("probe", "target", up, "1 when the latest probe of every model on the target succeeded, "
                         "within the last two intervals and two timeouts.")
         success = GaugeMetricFamily("llmwatch_probe_last_success_timestamp_seconds", "When the latest probes "
@@ -266,12 +327,21 @@ class ProbeExporter:
         yield info
         yield GaugeMetricFamily("llmwatch_probe_interval_seconds", "How often each target is probed.",
                                 value=self.interval)
+        left_out = GaugeMetricFamily("llmwatch_probe_skipped_info", "A model (or, with model \"\", a vLLM "
+                                     "container) the probe leaves alone, and why: mode_<mode> (LiteLLM's "
+                                     "model_info.mode, e.g. mode_embedding), excluded (probe.litellm_exclude), "
+                                     "unsupported (it answered that it serves no chat or completions), label "
+                                     "(llmwatch.probe=false).", labels=["target", "model", "reason"])
+        for (name, model), reason in sorted(skipped.items(), key=lambda kv: (natural_key(kv[0][0]), kv[0][1])):
+            left_out.add_metric([name, model, reason], 1)
+        yield left_out
         labels = ["target", "model"]
         fams = {
             "requests": CounterMetricFamily("llmwatch_probe_requests", "Probes by outcome (ok, connect, timeout, "
-                                            "stalled, http_status, malformed, stream_error, empty).",
+                                            "stalled, http_status, malformed, stream_error, empty, unsupported).",
                                             labels=labels + ["outcome"]),
-            "success": GaugeMetricFamily("llmwatch_probe_success", "1 when the latest probe succeeded.", labels=labels),
+            "success": GaugeMetricFamily("llmwatch_probe_success", "1 when the latest probe succeeded; absent while "
+                                         "the model answers unsupported.", labels=labels),
             "ttft": HistogramMetricFamily("llmwatch_probe_ttft_seconds", "Time to first token seen by the probe "
                                           "client: proxy, network, queue and prefill.", labels=labels),
             "tpot": HistogramMetricFamily("llmwatch_probe_tpot_seconds", "Time per output token after the first, "
@@ -291,7 +361,8 @@ class ProbeExporter:
             values = list(key)
             for outcome in OUTCOMES:
                 fams["requests"].add_metric(values + [outcome], outcomes.get(outcome, 0))
-            fams["success"].add_metric(values, 1.0 if last is not None and last.ok else 0.0)
+            if last is None or last.outcome != "unsupported":  # neither a success nor a failure
+                fams["success"].add_metric(values, 1.0 if last is not None and last.ok else 0.0)
             fams["ttft"].add_metric(values, ttft, ttft_sum)
             fams["tpot"].add_metric(values, tpot, tpot_sum)
             fams["e2e"].add_metric(values, e2e, e2e_sum)

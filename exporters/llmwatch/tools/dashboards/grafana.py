@@ -110,7 +110,7 @@ def table(title: str, description: str, targets: list[dict], unit: str, *, w: in
     """Instant query results as rows; ``hide`` drops columns, ``rename`` titles them."""
     panel = _panel("table", title, description, targets, unit, w, h, thresholds=thresholds, overrides=overrides,
                    links=links, custom={"align": "auto", "cellOptions": {"type": "auto"}, "filterable": True},
-                   options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}})
+                   options={"showHeader": True, "cellHeight": "sm"})
     panel["transformations"] = ([{"id": "merge", "options": {}}] if merge else []) + [
         {"id": "organize", "options": {"excludeByName": {name: True for name in hide},
                                        "renameByName": rename or {}, "indexByName": {}}}]
@@ -238,7 +238,8 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], *, var
         "graphTooltip": 1, "timezone": "browser", "refresh": refresh, "schemaVersion": SCHEMA_VERSION,
         "time": {"from": time_from, "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0, "liveNow": False,
         "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": False, "title": "llmwatch",
-                   "includeVars": False, "keepTime": True, "targetBlank": False, "icon": "external link"}],
+                   "includeVars": False, "keepTime": True, "targetBlank": False, "icon": "external link",
+                   "tooltip": "The other llmwatch boards"}],
         "annotations": {"list": [builtin, *annotations]},
         "templating": {"list": [datasource_variable()] * prometheus + [*(variables or [])]},
         "panels": layout(panels),

@@ -8,7 +8,9 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
                                           timeseries, value_text)
 
 UID = "llmwatch-litellm"
-M = 'requested_model=~"$model"'
+# LiteLLM labels client requests and spend with the caller's User-Agent (its user_agent label):
+# the probe's own (llmwatch-probe/<version>) is left out of the panels of user traffic.
+M = 'requested_model=~"$model", user_agent!~"llmwatch-probe/.*"'
 RATE = "[$__rate_interval]"
 UP_DOWN = value_text({"1": ("up", OK), "0": ("down", BAD)})
 # LiteLLM creates a failure or fallback series only when the first one happens: without this zero
@@ -44,7 +46,7 @@ def build() -> dict:
              thresholds=steps(OK, (BAD, 1))),
 
         row("Traffic and errors"),
-        timeseries("Requests/s per model", "Client requests to the proxy per model group.",
+        timeseries("Requests/s per model", "Client requests to the proxy per model group (the probe's left out).",
                    [prom(f"sum by (requested_model) (rate(litellm_proxy_total_requests_metric_total{{{M}}}{RATE}))",
                          "{{requested_model}}")], "reqps", minimum=0, w=8),
         timeseries("Errors seen by clients", "Share of client requests that failed, per model group. "

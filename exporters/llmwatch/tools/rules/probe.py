@@ -19,9 +19,11 @@ def groups() -> list[Group]:
     return [
         Group('llmwatch-probe', [
             record('target_model:llmwatch_probe_ttft_seconds:p95_30m', 'histogram_quantile(0.95, sum by (target, model, simulated, le) (rate(llmwatch_probe_ttft_seconds_bucket[30m])))'),
+            # "unsupported" (an embedding model: no chat to probe) is neither a success nor a failure:
+            # a model that answers only that has no ratio, so ProbeEngineFailing stays quiet
             record('target_model:llmwatch_probe_success:ratio_30m', """\
 sum by (target, model, simulated) (increase(llmwatch_probe_requests_total{outcome="ok"}[30m]))
-  / sum by (target, model, simulated) (increase(llmwatch_probe_requests_total[30m]))
+  / sum by (target, model, simulated) (increase(llmwatch_probe_requests_total{outcome!="unsupported"}[30m]))
 """),
             alert('ProbeThroughLitellmFailing', 'max_over_time(llmwatch_probe_success{target="litellm"}[10m]) == 0', for_='5m', severity='critical',
                   summary='Completions of a model group through LiteLLM fail.',
