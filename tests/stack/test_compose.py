@@ -500,7 +500,7 @@ def test_prometheus_lifecycle_endpoints_are_off():
 SECRETS = {"PROMETHEUS_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "LITELLM_MASTER_KEY", "LITELLM_METRICS_KEY",
            "PROBE_LITELLM_KEY", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY", "LANGFUSE_DATABASE_URL",
            "ALERT_SLACK_API_URL", "ALERT_PAGERDUTY_ROUTING_KEY", "ALERT_SMTP_PASSWORD", "ALERT_WEBHOOK_URL",
-           "WATCHDOG_URL"}
+           "WATCHDOG_URL", "REMOTE_WRITE_PASSWORD", "REMOTE_WRITE_BEARER_TOKEN"}
 
 
 def test_no_service_but_stack_config_has_a_secret_in_its_environment():

@@ -46,6 +46,24 @@ increase(prometheus_tsdb_wal_writes_failed_total[10m]) > 0
 """, for_='', severity='critical',
                   summary="Prometheus fails to write its write-ahead log.",
                   description='Prometheus on {{ $labels.instance }} failed to write, truncate or read back its write-ahead log in the last minutes: samples are being lost (a full or read-only disk is the usual cause).'),
+            # Remote write to a long-term store (REMOTE_WRITE_URL): without it these series do not
+            # exist and the two alerts stay silent. Names and behaviour are those of the pinned
+            # Prometheus (storage/remote/queue_manager.go): a refused batch (4xx: a wrong password,
+            # tenant or rejected samples) is dropped and counted as failed; an unreachable or 5xx
+            # store is retried without end, which counts nothing as failed but stops the newest
+            # timestamp sent, so falling behind is measured against the clock.
+            alert('PrometheusRemoteWriteFailing', """\
+rate(prometheus_remote_storage_samples_failed_total[5m])
+  / rate(prometheus_remote_storage_samples_total[5m]) > 0.01
+""", for_='15m', severity='warning',
+                  summary='The long-term store refuses the samples Prometheus sends.',
+                  description='{{ $value | humanizePercentage }} of the samples Prometheus on {{ $labels.instance }} sends to {{ $labels.url }} have been refused for 15 minutes (a wrong password or tenant, or samples the store rejects); they are dropped, so the long-term store has gaps. Prometheus itself keeps them.'),
+            alert('PrometheusRemoteWriteBehind', """\
+time() - max_over_time(prometheus_remote_storage_queue_highest_sent_timestamp_seconds[5m]) > 120
+  and max_over_time(prometheus_remote_storage_queue_highest_timestamp_seconds[5m]) > 0
+""", for_='15m', severity='warning',
+                  summary='Remote write to the long-term store is falling behind.',
+                  description='The newest sample Prometheus on {{ $labels.instance }} has delivered to {{ $labels.url }} is {{ $value | humanizeDuration }} old: the store is unreachable, failing or too slow. Unsent samples wait in the write-ahead log, which keeps at least the last two hours; what leaves it unsent never reaches the store.'),
             alert('LokiIngestionFailing', """\
 sum by (job, instance) (rate(loki_request_duration_seconds_count{route=~"loki_api_v1_push|api_prom_push", status_code=~"5.."}[5m])) > 0
   or sum by (job, instance) (rate(loki_discarded_samples_total[5m])) > 0

@@ -4,7 +4,9 @@ Prometheus and Alertmanager cannot read environment variables in their configura
 the user configures llmwatch in one place, ``.env``. The one-shot compose service ``stack-config``
 runs ``llmwatch stack-config`` before them and writes, into their volumes:
 
-- Prometheus: ``web.yml`` (basic auth, bcrypt of PROMETHEUS_PASSWORD), the password itself for
+- Prometheus: ``prometheus.yml`` (the repository's, with its paths made relative to the volume
+  and remote write to a long-term store when REMOTE_WRITE_URL is set; its password or token in
+  files beside it), ``web.yml`` (basic auth, bcrypt of PROMETHEUS_PASSWORD), the password itself for
   Prometheus' own scrape, LiteLLM's master key for scraping LiteLLM's /metrics, and one target
   file per llmwatch exporter switched on in COMPOSE_PROFILES (a disabled exporter has no target,
   hence no "exporter down" alert);

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -14,6 +15,10 @@ from llmwatch.core.checks import Problems, read_yaml
 from llmwatch.tools.stack_config import render
 
 DEFAULT_ALERTMANAGER = Path(__file__).resolve().parents[4] / "config" / "alertmanager"
+DEFAULT_PROMETHEUS = Path(__file__).resolve().parents[4] / "config" / "prometheus"
+# The rendered prometheus.yml says where it comes from: edits to it are lost at the next start.
+PROMETHEUS_HEADER = ("# Written by llmwatch stack-config at every start from config/prometheus/prometheus.yml and\n"
+                     "# the REMOTE_WRITE_* variables of .env: change those, not this file.\n")
 
 
 def write(path: Path, text: str, *, secret_for: int | None = None) -> None:
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory receiving prometheus/ and alertmanager/")
     parser.add_argument("--alertmanager-dir", type=Path, default=DEFAULT_ALERTMANAGER,
                         help="directory holding alertmanager.yml and templates/ (default: the repository's)")
+    parser.add_argument("--prometheus-dir", type=Path, default=DEFAULT_PROMETHEUS,
+                        help="directory holding prometheus.yml and REMOTE_WRITE_CA_FILE (default: the repository's)")
     parser.add_argument("--check", action="store_true",
                         help="only check the values in the environment; write nothing")
     args = parser.parse_args(argv)
@@ -69,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         env = render.load_env(dict(os.environ))
         base = read_yaml(args.alertmanager_dir / "alertmanager.yml")
         alertmanager = render.alertmanager_config(base, env)
+        prometheus = render.prometheus_config(read_yaml(args.prometheus_dir / "prometheus.yml"), env)
+        if problem := render.remote_write_ca_problem(env, args.prometheus_dir):
+            raise render.StackConfigError([problem])
     except Problems as e:
         for problem in e.problems:
             print(f"llmwatch stack-config: {problem}", file=sys.stderr)
@@ -91,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     running = render.running_profiles(env, services)
     try:
-        write_files(args.out, args.alertmanager_dir, env, services, alertmanager)
+        write_files(args.out, args.alertmanager_dir, env, services, alertmanager, prometheus)
     except OSError as e:  # --out on a read-only or missing mount, a full disk
         print(f"llmwatch stack-config: cannot write {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
@@ -102,11 +112,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{' and LiteLLM /metrics' if 'litellm' in running else ''} (from the {source})")
     for receiver, integrations in render.enabled_integrations(alertmanager).items():
         print(f"llmwatch stack-config: receiver {receiver}: {', '.join(integrations) or 'off (nothing configured)'}")
+    if env.remote_write is not None:  # no user:password@ (checked); a ?query might hold a key
+        shown = urlsplit(env.remote_write.url)._replace(query="", fragment="").geturl()
+        print(f"llmwatch stack-config: remote write to {shown}")
     return 0
 
 
 def write_files(out: Path, alertmanager_source: Path, env: render.StackEnv, services: frozenset[str] | None,
-                alertmanager: dict) -> None:
+                alertmanager: dict, prometheus_config: dict) -> None:
     """Prometheus', Alertmanager's, Grafana's and the exporters' files under ``out``; OSError when they
     cannot be written."""
     prometheus_dir = out / "prometheus"
@@ -126,6 +139,9 @@ def write_files(out: Path, alertmanager_source: Path, env: render.StackEnv, serv
     write(prometheus_dir / "prometheus_password", env.prometheus_password, secret_for=prometheus)
     write(prometheus_dir / "litellm_scrape_key", render.litellm_scrape_key(env), secret_for=prometheus)
     write(prometheus_dir / "healthcheck.http", render.healthcheck_request(env), secret_for=prometheus)
+    for name, value in render.remote_write_secrets(env).items():
+        write(prometheus_dir / name, value, secret_for=prometheus)
+    write(prometheus_dir / "prometheus.yml", PROMETHEUS_HEADER + yaml.safe_dump(prometheus_config, sort_keys=False))
     for stale in ("litellm_master_key",):  # written by earlier versions
         (prometheus_dir / stale).unlink(missing_ok=True)
     for name, targets in render.prometheus_targets(env, services).items():
