@@ -518,11 +518,11 @@ def time_board(prometheus: Prometheus, board: dict, end: int, hours: float, runs
     return timed
 
 
-def boards() -> dict[str, dict]:
+def boards(folder: Path = DASHBOARDS) -> dict[str, dict]:
     """The boards with Prometheus queries, by file name."""
     import json
     found = {}
-    for path in sorted(DASHBOARDS.rglob("*.json")):
+    for path in sorted(folder.rglob("*.json")):
         board = json.loads(path.read_text())
         if board_panels(board):
             found[path.stem] = board

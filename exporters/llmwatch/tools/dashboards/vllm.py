@@ -11,18 +11,29 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
 UID = "llmwatch-vllm"
 
 SEL = 'container=~"$container", model_name=~"$model"'
-RATE = "[$__rate_interval]"
 LOGS = [{"title": "Logs of ${__field.labels.container}", "targetBlank": False,
          "url": "/d/llmwatch-logs?var-container=${__field.labels.container}&${__url_time_range}"}]
 
 
+def recorded(metric: str, level: str = "container_model_name", suffix: str = "", operation: str = "rate5m") -> str:
+    """The recorded series (config/prometheus/rules/recording.yml) of a vLLM metric, selected by the
+    board's variables: ``recorded("vllm:prompt_tokens")`` reads container_model_name:vllm_prompt_tokens:rate5m."""
+    return f"{level}:{metric.replace('vllm:', 'vllm_')}{suffix}:{operation}{{{SEL}}}"
+
+
+def buckets(metric: str) -> str:
+    """Per-second bucket rates of a vLLM histogram per container, model and ``le``, over 5 minutes."""
+    return recorded(metric, "container_model_name_le", "_bucket")
+
+
 def quantiles(metric: str, by: str = "model_name") -> list[dict]:
-    return [prom(f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{SEL}}}{RATE})))",
+    return [prom(f"histogram_quantile({q}, sum by ({by}, le) ({buckets(metric)}))",
                  f"{{{{{by}}}}} p{round(q * 100)}") for q in (0.5, 0.95, 0.99)]
 
 
 def distribution(metric: str) -> str:
-    return f"sum by (le) (increase({metric}_bucket{{{SEL}}}{RATE}))"
+    """Requests per second in each bucket (5-minute rates), for a heatmap."""
+    return f"sum by (le) ({buckets(metric)})"
 
 
 def build() -> dict:
@@ -42,14 +53,14 @@ def build() -> dict:
              thresholds=steps(OK, (BAD, 1)), graph=False),
         stat("Requests/s", "Finished requests per second over the selected servers and models. "
              "Bad: a sudden drop to 0 while clients still send traffic.",
-             [prom(f"sum(rate(vllm:request_success_total{{{SEL}}}{RATE}))")], "reqps", thresholds=steps(INFO)),
+             [prom(f"sum({recorded('vllm:request_success', 'container_model_name_finished_reason')})")], "reqps", thresholds=steps(INFO)),
         stat("Generated tokens/s", "Output tokens per second. Bad: falling while requests/s holds "
              "(shorter answers or a slower engine).",
-             [prom(f"sum(rate(vllm:generation_tokens_total{{{SEL}}}{RATE}))")], "suffix: tok/s",
+             [prom(f"sum({recorded('vllm:generation_tokens')})")], "suffix: tok/s",
              thresholds=steps(INFO)),
         stat("TTFT p95", "95th percentile time to first token over all selected models. "
              f"Orange and red at {ttft_words}.",
-             [prom(f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{{{SEL}}}{RATE})))")],
+             [prom(f"histogram_quantile(0.95, sum by (le) ({buckets('vllm:time_to_first_token_seconds')}))")],
              "s", thresholds=ttft),
         stat("Waiting", "Requests queued, not yet scheduled. Bad: above 0 for minutes — the server is at "
              "capacity (KV cache full or max_num_seqs reached).",
@@ -68,12 +79,12 @@ def build() -> dict:
                    "percentunit", minimum=0, maximum=1, thresholds=kv, threshold_lines=True, links=LOGS),
         timeseries("Prefix-cache hit ratio", "Share of prompt tokens found in the prefix cache. Higher is "
                    "cheaper prefill; a drop means prompts stopped sharing prefixes or the cache is thrashing.",
-                   [prom(f"sum by (container) (rate(vllm:prefix_cache_hits_total{{{SEL}}}{RATE})) / "
-                         f"sum by (container) (rate(vllm:prefix_cache_queries_total{{{SEL}}}{RATE}))",
+                   [prom(f"sum by (container) ({recorded('vllm:prefix_cache_hits')}) / "
+                         f"sum by (container) ({recorded('vllm:prefix_cache_queries')})",
                          "{{container}}")], "percentunit", minimum=0, maximum=1, links=LOGS),
         timeseries("Preemptions", "Requests the scheduler preempted (KV cache ran out mid-generation) per "
-                   "interval. Bad: any steady rate — latency suffers; lower max_num_seqs or add GPUs.",
-                   [prom(f"sum by (container) (increase(vllm:num_preemptions_total{{{SEL}}}{RATE}))",
+                   "minute, over 5 minutes. Bad: any steady rate — latency suffers; lower max_num_seqs or add GPUs.",
+                   [prom(f"sum by (container) ({recorded('vllm:num_preemptions')}) * 60",
                          "{{container}}")], "none", thresholds=steps(OK, (WARN, 1)), bars=True, links=LOGS),
 
         row("Latency"),
@@ -95,25 +106,23 @@ def build() -> dict:
         timeseries("Queue time p95", "95th percentile time requests wait before the engine schedules them, "
                    "per model. Bad: above a few hundred ms — the server is saturated.",
                    [prom(f"histogram_quantile(0.95, sum by (model_name, le) "
-                         f"(rate(vllm:request_queue_time_seconds_bucket{{{SEL}}}{RATE})))", "{{model_name}}")],
+                         f"({buckets('vllm:request_queue_time_seconds')}))", "{{model_name}}")],
                    "s", thresholds=steps(OK, (WARN, 0.5), (BAD, 2)), threshold_lines=True, w=8),
 
         row("Throughput and lengths"),
         timeseries("Tokens/s", "Prompt (prefill) and generated tokens per second, per model. Compare with "
                    "the requests rate: tokens per request tell you what the load looks like.",
-                   [prom(f"sum by (model_name) (rate(vllm:prompt_tokens_total{{{SEL}}}{RATE}))", "{{model_name}} prompt"),
-                    prom(f"sum by (model_name) (rate(vllm:generation_tokens_total{{{SEL}}}{RATE}))",
+                   [prom(f"sum by (model_name) ({recorded('vllm:prompt_tokens')})", "{{model_name}} prompt"),
+                    prom(f"sum by (model_name) ({recorded('vllm:generation_tokens')})",
                          "{{model_name}} generated")], "suffix: tok/s", w=8),
         timeseries("Finished requests by reason", "Requests per second by finish reason: stop (normal), "
                    "length (hit max_tokens), abort (client left or error). Bad: abort rising.",
-                   [prom(f"sum by (finished_reason) (rate(vllm:request_success_total{{{SEL}}}{RATE}))",
+                   [prom(f"sum by (finished_reason) ({recorded('vllm:request_success', 'container_model_name_finished_reason')})",
                          "{{finished_reason}}")], "reqps", stack=True, w=8,
                    overrides=[override("abort", color={"mode": "fixed", "fixedColor": "red"})]),
         timeseries("API errors (5xx share)", "Share of OpenAI-API requests answered with a 5xx, per "
                    f"container. Dashed: {error_words}, where the VllmErrorRate alert warns and pages.",
-                   [prom(f'sum by (container) (rate(http_requests_total{{container=~"$container", handler=~"/v1/.*", '
-                         f'status="5xx"}}{RATE})) / sum by (container) (rate(http_requests_total{{'
-                         f'container=~"$container", handler=~"/v1/.*"}}{RATE}))', "{{container}}")],
+                   [prom('max by (container) (container:vllm_http_errors:ratio_rate5m{container=~"$container"})', "{{container}}")],
                    "percentunit", minimum=0, thresholds=errors, threshold_lines=True,
                    w=8, links=LOGS),
         heatmap("Prompt length distribution", "Prompt tokens per request, by bucket. Long prompts cost "
