@@ -11,6 +11,7 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
 UID = "llmwatch-vllm"
 
 SEL = 'container=~"$container", model_name=~"$model"'
+RATE = "[$__rate_interval]"
 LOGS = [{"title": "Logs of ${__field.labels.container}", "targetBlank": False,
          "url": "/d/llmwatch-logs?var-container=${__field.labels.container}&${__url_time_range}"}]
 
