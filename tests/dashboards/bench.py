@@ -417,10 +417,18 @@ class Panel:
     expr: str
     instant: bool
     time_from: str | None
+    min_step: float  # seconds; Grafana's "Min step" of the target, 0 when unset
+
+
+def seconds(duration: str) -> float:
+    """A Grafana/Prometheus duration ("30s", "5m", "1h") in seconds."""
+    number, unit = re.fullmatch(r"(\d+)([smhd])", duration).groups()
+    return int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
 def board_panels(board: dict) -> list[Panel]:
-    return [Panel(board["title"], panel["title"], target["expr"], bool(target.get("instant")), panel.get("timeFrom"))
+    return [Panel(board["title"], panel["title"], target["expr"], bool(target.get("instant")), panel.get("timeFrom"),
+                  seconds(target["interval"]) if target.get("interval") else 0.0)
             for panel in panels(board) for target in panel["targets"]
             if target.get("datasource", panel["datasource"])["type"] == "prometheus"]
 
@@ -432,15 +440,15 @@ _ROUNDED = [(0.015, 0.01), (0.035, 0.02), (0.075, 0.05), (0.15, 0.1), (0.35, 0.2
 
 
 def grafana_interval(range_s: float, width: int = PANEL_PX, minimum: float = SCRAPE) -> float:
-    """$__interval as Grafana computes it: the range over the panel's width, rounded its way, at least the
-    datasource's scrape interval (Grafana's kbn.roundInterval)."""
+    """$__interval (and the step) as Grafana computes it: the range over the panel's width, rounded its
+    way (kbn.roundInterval), at least ``minimum``: the datasource's scrape interval or the target's min step."""
     raw = range_s / width
     rounded = next((value for limit, value in _ROUNDED if raw < limit), 86400)
     return max(rounded, minimum)
 
 
-def builtins(range_s: float) -> dict[str, str]:
-    interval = grafana_interval(range_s)
+def builtins(range_s: float, min_step: float = 0.0) -> dict[str, str]:
+    interval = grafana_interval(range_s, minimum=max(SCRAPE, min_step))
     return {"__interval": f"{interval:g}s", "__rate_interval": f"{max(interval + SCRAPE, 4 * SCRAPE):g}s",
             "__range": f"{int(range_s)}s", "__range_s": str(int(range_s)), "__auto": f"{interval:g}s"}
 
@@ -483,6 +491,7 @@ class Timed:
     seconds: float
     series: int
     empty: bool
+    samples: int  # samples the query read (Prometheus' totalQueryableSamples): the work, whatever the machine
 
 
 def has_values(data: dict) -> bool:
@@ -500,23 +509,24 @@ def time_board(prometheus: Prometheus, board: dict, end: int, hours: float, runs
     for choice, values in zip(("All", "one"), variable_choices(prometheus, board)):
         for panel in board_panels(board):
             start, stop = panel_range(panel, end, hours)
-            every = {**builtins(stop - start), **values}
+            every = {**builtins(stop - start, panel.min_step), **values}
             expr = expand(panel.expr, every)
             if panel.instant:
-                params = {"query": expr, "time": str(stop)}
+                params = {"query": expr, "time": str(stop), "stats": "all"}
                 path = "query"
             else:
-                step = int(grafana_interval(stop - start))
+                step = int(grafana_interval(stop - start, minimum=max(SCRAPE, panel.min_step)))
                 params = {"query": expr, "start": str(start - start % step), "end": str(stop - stop % step),
-                          "step": str(step)}
+                          "step": str(step), "stats": "all"}
                 path = "query_range"
-            seconds, data = [], None
+            took, data = [], None
             for _ in range(runs):
                 began = time.perf_counter()
                 data = prometheus.api(path, **params)
-                seconds.append(time.perf_counter() - began)
+                took.append(time.perf_counter() - began)
             count = len(data["result"]) if data["resultType"] != "scalar" else 1
-            timed.append(Timed(panel, choice, expr, statistics.median(seconds), count, not has_values(data)))
+            samples = data.get("stats", {}).get("samples", {}).get("totalQueryableSamples", 0)
+            timed.append(Timed(panel, choice, expr, statistics.median(took), count, not has_values(data), samples))
     return timed
 
 

@@ -26,9 +26,14 @@ def steps(*pairs) -> dict:
             + [{"color": color, "value": value} for color, value in rest]}
 
 
-def prom(expr: str, legend: str = "", *, instant: bool = False, table: bool = False, heatmap: bool = False) -> dict:
+def prom(expr: str, legend: str = "", *, instant: bool = False, table: bool = False, heatmap: bool = False,
+         min_step: str = "") -> dict:
+    """A Prometheus target; ``min_step`` (Grafana's "Min step") keeps Grafana from asking for points
+    closer than that, e.g. "5m" for series that are 5-minute rates anyway."""
     target = {"datasource": PROMETHEUS, "expr": expr, "legendFormat": legend or "__auto", "range": not instant,
               "instant": instant}
+    if min_step:
+        target["interval"] = min_step
     if table:
         target["format"] = "table"
     if heatmap:
@@ -128,9 +133,10 @@ def table(title: str, description: str, targets: list[dict], unit: str, *, w: in
     return panel
 
 
-def heatmap(title: str, description: str, expr: str, unit: str, *, w: int = 12, h: int = 8) -> dict:
+def heatmap(title: str, description: str, expr: str, unit: str, *, w: int = 12, h: int = 8,
+            min_step: str = "") -> dict:
     """A latency/length distribution from histogram buckets (``expr`` yields per-``le`` increases)."""
-    return _panel("heatmap", title, description, [prom(expr, heatmap=True)], unit, w, h,
+    return _panel("heatmap", title, description, [prom(expr, heatmap=True, min_step=min_step)], unit, w, h,
                   custom={"scaleDistribution": {"type": "linear"}, "hideFrom": {"legend": False, "tooltip": False,
                                                                                 "viz": False}},
                   options={"calculate": False, "cellGap": 1, "yAxis": {"axisPlacement": "left", "unit": unit},

@@ -27,14 +27,26 @@ def buckets(metric: str) -> str:
     return recorded(metric, "container_model_name_le", "_bucket")
 
 
-def quantiles(metric: str, by: str = "model_name") -> list[dict]:
-    return [prom(f"histogram_quantile({q}, sum by ({by}, le) ({buckets(metric)}))",
-                 f"{{{{{by}}}}} p{round(q * 100)}") for q in (0.5, 0.95, 0.99)]
+# The models the selected containers serve: per-model percentiles are recorded over all of a model's
+# containers (config/prometheus/rules/recording.yml), and the board shows those of the selection's models.
+SELECTED_MODELS = 'and on (model_name) group by (model_name) (llmwatch_vllm_instance_info{container=~"$container"})'
+
+
+def model_percentile(metric: str, q: int) -> str:
+    """A recorded per-model percentile (model_name:vllm_..._seconds:p95_5m) of the selected models."""
+    return f'model_name:{metric.replace("vllm:", "vllm_")}:p{q}_5m{{model_name=~"$model"}} {SELECTED_MODELS}'
+
+
+def quantiles(metric: str) -> list[dict]:
+    return [prom(model_percentile(metric, q), f"{{{{model_name}}}} p{q}") for q in (50, 95, 99)]
 
 
 def distribution(metric: str) -> str:
     """Requests per second in each bucket (5-minute rates), for a heatmap."""
     return f"sum by (le) ({buckets(metric)})"
+
+
+FIVE_MINUTES = "5m"  # the heatmaps' min step: their rates are over 5 minutes, finer steps add nothing
 
 
 def build() -> dict:
@@ -59,10 +71,10 @@ def build() -> dict:
              "(shorter answers or a slower engine).",
              [prom(f"sum({recorded('vllm:generation_tokens')})")], "suffix: tok/s",
              thresholds=steps(INFO)),
-        stat("TTFT p95", "95th percentile time to first token over all selected models. "
+        stat("TTFT p95", "95th percentile time to first token over all selected models, last 5 minutes. "
              f"Orange and red at {ttft_words}.",
              [prom(f"histogram_quantile(0.95, sum by (le) ({buckets('vllm:time_to_first_token_seconds')}))")],
-             "s", thresholds=ttft),
+             "s", thresholds=ttft, graph=False),
         stat("Waiting", "Requests queued, not yet scheduled. Bad: above 0 for minutes — the server is at "
              "capacity (KV cache full or max_num_seqs reached).",
              [prom(f"sum(vllm:num_requests_waiting{{{SEL}}})")], "none", thresholds=steps(OK, (WARN, 1), (BAD, 20))),
@@ -89,8 +101,8 @@ def build() -> dict:
                          "{{container}}")], "none", thresholds=steps(OK, (WARN, 1)), bars=True, links=LOGS),
 
         row("Latency"),
-        timeseries("Time to first token", "p50/p95/p99 per model: queueing plus prefill. Dashed lines: "
-                   f"{ttft_words}.", quantiles("vllm:time_to_first_token_seconds"),
+        timeseries("Time to first token", "p50/p95/p99 per model (over all its containers, 5-minute windows): "
+                   f"queueing plus prefill. Dashed lines: {ttft_words}.", quantiles("vllm:time_to_first_token_seconds"),
                    "s", thresholds=ttft, threshold_lines=True, w=8),
         timeseries("Inter-token latency", "p50/p95/p99 per model: time between output chunks, what a reader "
                    f"of a streamed answer feels. Dashed lines: {itl_words}.",
@@ -100,14 +112,13 @@ def build() -> dict:
                    "s", w=8),
         heatmap("TTFT distribution", "Every request's time to first token, by bucket. A second band high "
                 "up means some requests queue or hit long prompts.",
-                distribution("vllm:time_to_first_token_seconds"), "s", w=8),
+                distribution("vllm:time_to_first_token_seconds"), "s", w=8, min_step=FIVE_MINUTES),
         heatmap("Inter-token latency distribution", "Every output chunk's gap, by bucket. A wide spread "
                 "means batches are too big for steady streaming.",
-                distribution("vllm:inter_token_latency_seconds"), "s", w=8),
+                distribution("vllm:inter_token_latency_seconds"), "s", w=8, min_step=FIVE_MINUTES),
         timeseries("Queue time p95", "95th percentile time requests wait before the engine schedules them, "
                    "per model. Bad: above a few hundred ms — the server is saturated.",
-                   [prom(f"histogram_quantile(0.95, sum by (model_name, le) "
-                         f"({buckets('vllm:request_queue_time_seconds')}))", "{{model_name}}")],
+                   [prom(model_percentile("vllm:request_queue_time_seconds", 95), "{{model_name}}")],
                    "s", thresholds=steps(OK, (WARN, 0.5), (BAD, 2)), threshold_lines=True, w=8),
 
         row("Throughput and lengths"),
@@ -127,10 +138,10 @@ def build() -> dict:
                    "percentunit", minimum=0, thresholds=errors, threshold_lines=True,
                    w=8, links=LOGS),
         heatmap("Prompt length distribution", "Prompt tokens per request, by bucket. Long prompts cost "
-                "prefill time and KV cache.", distribution("vllm:request_prompt_tokens"), "none"),
+                "prefill time and KV cache.", distribution("vllm:request_prompt_tokens"), "none", min_step=FIVE_MINUTES),
         heatmap("Generated length distribution", "Generated tokens per request, by bucket. A band at "
                 "max_tokens means answers are cut off (finish reason length).",
-                distribution("vllm:request_generation_tokens"), "none"),
+                distribution("vllm:request_generation_tokens"), "none", min_step=FIVE_MINUTES),
 
         row("Servers"),
         table("Servers", "Every vLLM server: model, version, image, GPUs and context length. Bad: an "
