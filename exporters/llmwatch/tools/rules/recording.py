@@ -97,11 +97,25 @@ sum by (requested_model, simulated) (rate(litellm_deployment_failure_responses_t
   / sum by (requested_model, simulated) (rate(litellm_deployment_total_requests_total[5m]))
 """),
         ]),
+        Group('llmwatch-litellm-board-recording', [
+            record(f'requested_model:litellm_request_total_latency_metric:p{q}_5m',
+                   f'histogram_quantile(0.{q}, sum by (requested_model, simulated, le) '
+                   f'(rate(litellm_request_total_latency_metric_bucket[5m])))',
+                   comment="Latency through the proxy per model group, for the LiteLLM board: LiteLLM labels its\n"
+                           "histogram per key and team too, so a board percentile over the raw buckets reads them all.")
+            for q in (50, 95, 99)
+        ]),
         Group('llmwatch-langfuse-recording', [
             record('project:langfuse_observation_errors:ratio_rate5m', """\
 sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
   / sum by (project) (rate(llmwatch_langfuse_observations_total[5m]))
 """),
+        ]),
+        Group('llmwatch-host-recording', [
+            record('instance_mode:node_cpu_seconds:rate5m', 'sum without (cpu) (rate(node_cpu_seconds_total[5m]))',
+                   comment="CPU seconds per second by mode, and the cores, for the System board (a GPU host has\n"
+                           "hundreds of cores, each with eight mode counters)."),
+            record('instance:node_cpus:count', 'count without (cpu, mode) (node_cpu_seconds_total{mode="idle"})'),
         ]),
         Group('llmwatch-gpu-recording', [
             record('job:llmwatch_gpu_utilization_ratio:avg', 'avg by (job, simulated) (llmwatch_gpu_utilization_ratio)'),
