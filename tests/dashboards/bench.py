@@ -22,6 +22,7 @@ for instant), each timed as the median of a few runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -38,6 +39,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmwatch.simulation.litellm import prometheus_metrics, sample_state
+from llmwatch.simulation.server import exposition
 from tests.binaries import binary
 from tests.dashboards.boards import DASHBOARDS, panels, prometheus_regex
 from tests.fakes.cadvisor import Container, FakeCadvisor
@@ -163,7 +165,6 @@ def cadvisor_series(fleet: Fleet) -> list[Series]:
                    for name in ("litellm", "prometheus", "grafana", "loki", "alloy", "gpu-exporter", "vllm-exporter")]
     fake = types.SimpleNamespace(containers=containers, born=time.time() - 3600)
     families = FakeCadvisor.families(fake, time.time())
-    from llmwatch.simulation.server import exposition
     return _parse(exposition(families).decode(), "cadvisor")
 
 
@@ -187,8 +188,9 @@ def node_series() -> list[Series]:
              ("node_timex_sync_status", {}, False, 1.0)]
     for kind in ("cpu", "memory", "io"):
         rows.append((f"node_pressure_{kind}_waiting_seconds_total", {}, True, 36.0))
-    for device, fstype, mountpoint, size in (("/dev/vda1", "ext4", "/", 2 << 40), ("/dev/nvme0n1", "xfs", "/data", 8 << 40),
-                                             ("tmpfs", "tmpfs", "/run", 64 << 30)):
+    filesystems = (("/dev/vda1", "ext4", "/", 2 << 40), ("/dev/nvme0n1", "xfs", "/data", 8 << 40),
+                   ("tmpfs", "tmpfs", "/run", 64 << 30))
+    for device, fstype, mountpoint, size in filesystems:
         fs = {"device": device, "fstype": fstype, "mountpoint": mountpoint}
         rows += [("node_filesystem_size_bytes", fs, False, size), ("node_filesystem_avail_bytes", fs, False, size / 3),
                  ("node_filesystem_files", fs, False, 1e8), ("node_filesystem_files_free", fs, False, 9e7),
@@ -199,7 +201,7 @@ def node_series() -> list[Series]:
                  ("node_disk_io_time_seconds_total", {"device": device}, True, 600.0)]
     for device in ("eth0", "lo", "docker0"):
         rows += [(f"node_network_{way}_{what}_total", {"device": device}, True, value)
-                 for way in ("receive", "transmit") for what, value in (("bytes", 4e10), ("packets", 3e7), ("errs", 0.0))]
+                 for way in ("receive", "transmit") for what, value in (("bytes", 4e10), ("packets", 3e7), ("errs", 0))]
     return _written("node", rows)
 
 
@@ -207,7 +209,7 @@ def stack_series() -> list[Series]:
     """Prometheus and Alertmanager about themselves."""
     prometheus = [("prometheus_config_last_reload_successful", {}, False, 1.0),
                   ("prometheus_notifications_alertmanagers_discovered", {}, False, 1.0),
-                  ("prometheus_notifications_errors_total", {"alertmanager": "http://alertmanager:23003/api/v2/alerts"}, True, 0.0),
+                  ("prometheus_notifications_errors_total", {"alertmanager": "alertmanager:23003"}, True, 0.0),
                   ("prometheus_tsdb_head_series", {}, False, 14000.0),
                   ("prometheus_tsdb_storage_blocks_bytes", {}, False, 3e9)]
     prometheus += [(f"prometheus_tsdb_{name}_total", {}, True, 0.0) for name in
@@ -402,7 +404,6 @@ def build(fleet: Fleet, work: Path, end: int, say=print, merge: bool = True) -> 
 
 def overlapping(data: Path) -> bool:
     """Whether two blocks cover the same time (the raw samples' and a rule level's, before the merge)."""
-    import json
     spans = sorted((meta["minTime"], meta["maxTime"]) for meta in
                    (json.loads(path.read_text()) for path in data.glob("*/meta.json")))
     return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
@@ -532,7 +533,6 @@ def time_board(prometheus: Prometheus, board: dict, end: int, hours: float, runs
 
 def boards(folder: Path = DASHBOARDS) -> dict[str, dict]:
     """The boards with Prometheus queries, by file name."""
-    import json
     found = {}
     for path in sorted(folder.rglob("*.json")):
         board = json.loads(path.read_text())
