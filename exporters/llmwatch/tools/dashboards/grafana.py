@@ -26,9 +26,14 @@ def steps(*pairs) -> dict:
             + [{"color": color, "value": value} for color, value in rest]}
 
 
-def prom(expr: str, legend: str = "", *, instant: bool = False, table: bool = False, heatmap: bool = False) -> dict:
+def prom(expr: str, legend: str = "", *, instant: bool = False, table: bool = False, heatmap: bool = False,
+         min_step: str = "") -> dict:
+    """A Prometheus target; ``min_step`` (Grafana's "Min step") keeps Grafana from asking for points
+    closer than that, e.g. "5m" for series that are 5-minute rates anyway."""
     target = {"datasource": PROMETHEUS, "expr": expr, "legendFormat": legend or "__auto", "range": not instant,
               "instant": instant}
+    if min_step:
+        target["interval"] = min_step
     if table:
         target["format"] = "table"
     if heatmap:
@@ -76,9 +81,20 @@ def timeseries(title: str, description: str, targets: list[dict], unit: str, *, 
                            "tooltip": {"mode": "multi", "sort": "desc"}})
 
 
+def one_number(targets: list[dict]) -> list[dict]:
+    """Targets as instant queries: a panel that shows only the latest value needs one evaluation, not
+    one per step of the range (issue 23: a 24 h stat of ``increase(...[$__range])`` evaluated at
+    every step read the whole day 1440 times). Loki targets are left as they are."""
+    return [dict(t, instant=True, range=False) if t["datasource"] == PROMETHEUS else t for t in targets]
+
+
 def stat(title: str, description: str, targets: list[dict], unit: str, *, w: int = 4, h: int = 4,
          thresholds: dict | None = None, links=None, decimals=None, mappings=None, graph: bool = True,
          color_mode: str = "background", time_from: str | None = None, text_mode: str = "auto") -> dict:
+    """A single number (per series); without a sparkline (``graph=False``), or when it sums over the
+    whole range (``$__range``), it is an instant query."""
+    if not graph or any("$__range" in t["expr"] for t in targets):
+        targets, graph = one_number(targets), False
     return _panel("stat", title, description, targets, unit, w, h, thresholds=thresholds, links=links,
                   decimals=decimals, mappings=mappings, color={"mode": "thresholds"}, time_from=time_from,
                   options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -89,7 +105,7 @@ def stat(title: str, description: str, targets: list[dict], unit: str, *, w: int
 
 def gauge(title: str, description: str, targets: list[dict], unit: str, *, w: int = 6, h: int = 6,
           thresholds: dict | None = None, minimum=0, maximum=1, links=None) -> dict:
-    return _panel("gauge", title, description, targets, unit, w, h, thresholds=thresholds, minimum=minimum,
+    return _panel("gauge", title, description, one_number(targets), unit, w, h, thresholds=thresholds, minimum=minimum,
                   maximum=maximum, links=links, color={"mode": "thresholds"},
                   options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
                            "showThresholdMarkers": True, "showThresholdLabels": False})
@@ -97,7 +113,7 @@ def gauge(title: str, description: str, targets: list[dict], unit: str, *, w: in
 
 def bargauge(title: str, description: str, targets: list[dict], unit: str, *, w: int = 12, h: int = 8,
              thresholds: dict | None = None, minimum=0, maximum=None, links=None) -> dict:
-    return _panel("bargauge", title, description, targets, unit, w, h, thresholds=thresholds, minimum=minimum,
+    return _panel("bargauge", title, description, one_number(targets), unit, w, h, thresholds=thresholds, minimum=minimum,
                   maximum=maximum, links=links, color={"mode": "thresholds"},
                   options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
                            "displayMode": "gradient", "orientation": "horizontal", "showUnfilled": True,
@@ -117,9 +133,10 @@ def table(title: str, description: str, targets: list[dict], unit: str, *, w: in
     return panel
 
 
-def heatmap(title: str, description: str, expr: str, unit: str, *, w: int = 12, h: int = 8) -> dict:
+def heatmap(title: str, description: str, expr: str, unit: str, *, w: int = 12, h: int = 8,
+            min_step: str = "") -> dict:
     """A latency/length distribution from histogram buckets (``expr`` yields per-``le`` increases)."""
-    return _panel("heatmap", title, description, [prom(expr, heatmap=True)], unit, w, h,
+    return _panel("heatmap", title, description, [prom(expr, heatmap=True, min_step=min_step)], unit, w, h,
                   custom={"scaleDistribution": {"type": "linear"}, "hideFrom": {"legend": False, "tooltip": False,
                                                                                 "viz": False}},
                   options={"calculate": False, "cellGap": 1, "yAxis": {"axisPlacement": "left", "unit": unit},

@@ -62,9 +62,8 @@ def build() -> dict:
                          "{{requested_model}} → {{fallback_model}}")], "none", bars=True, w=8),
         timeseries("Latency", "p50/p95/p99 of a request through the proxy (end to end), per model group. "
                    "Compare with vLLM's end-to-end latency: the difference is LiteLLM and the network.",
-                   [prom(f"histogram_quantile({q}, sum by (requested_model, le) "
-                         f"(rate(litellm_request_total_latency_metric_bucket{{{M}}}{RATE})))",
-                         f"{{{{requested_model}}}} p{round(q * 100)}") for q in (0.5, 0.95, 0.99)], "s", w=8),
+                   [prom(f"requested_model:litellm_request_total_latency_metric:p{q}_5m{{{M}}}",
+                         f"{{{{requested_model}}}} p{q}") for q in (50, 95, 99)], "s", w=8),
         timeseries("Tokens/s", "Input and output tokens per second through the proxy, per model group.",
                    [prom(f"sum by (requested_model) (rate(litellm_input_tokens_metric_total{{{M}}}{RATE}))",
                          "{{requested_model}} input"),

@@ -48,7 +48,7 @@ def build() -> dict:
 
         row("Models"),
         timeseries("Requests/s per model", "Finished requests per second per model (vLLM).",
-                   [prom(f"sum by (model_name) (rate(vllm:request_success_total{RATE}))", "{{model_name}}")],
+                   [prom("sum by (model_name) (model_name:vllm_requests:rate5m)", "{{model_name}}")],
                    "reqps", minimum=0, w=8, links=[vllm.LINK]),
         timeseries("TTFT p95 against the SLO", "95th percentile time to first token per model over 5 "
                    f"minutes (recording rule). Dashed: {ttft_words}.",

@@ -10,7 +10,7 @@ UID = "llmwatch-system"
 RATE = "[$__rate_interval]"
 # Real filesystems only, as in the HostDisk* alerts (config/prometheus/rules/host.yml).
 NIC = 'device!~"lo|veth.*|docker.*|br-.*|ifb.*|cali.*|flannel.*|virbr.*"'
-CORES = 'count(node_cpu_seconds_total{mode="idle"})'
+CORES = "sum(instance:node_cpus:count)"  # recorded (config/prometheus/rules/recording.yml), as the CPU rates
 
 
 def build() -> dict:
@@ -21,7 +21,7 @@ def build() -> dict:
              [prom("time() - max(node_boot_time_seconds)")], "s", thresholds=steps(WARN, (OK, 3600)), graph=False),
         stat("CPU busy", "Share of all cores not idle. Bad: near 100 % on an LLM server — tokenisation, "
              "the API servers or LiteLLM are CPU-starved and GPUs wait.",
-             [prom(f'1 - avg(rate(node_cpu_seconds_total{{mode="idle"}}{RATE}))')], "percentunit",
+             [prom(f'1 - sum(instance_mode:node_cpu_seconds:rate5m{{mode="idle"}}) / {CORES}')], "percentunit",
              thresholds=steps(OK, (WARN, 0.8), (BAD, 0.95))),
         stat("Memory used", "Share of RAM not available to new allocations. Bad: above 90 % — the kernel "
              "starts killing processes (see OOM kills).",
@@ -42,7 +42,7 @@ def build() -> dict:
         row("CPU and memory"),
         timeseries("CPU by mode", "Cores busy by mode (user, system, iowait…), stacked; the top of the "
                    "stack is the number of busy cores. Bad: iowait high — disks are the bottleneck.",
-                   [prom(f'sum by (mode) (rate(node_cpu_seconds_total{{mode!="idle"}}{RATE}))', "{{mode}}")],
+                   [prom('sum by (mode) (instance_mode:node_cpu_seconds:rate5m{mode!="idle"})', "{{mode}}")],
                    "none", stack=True, minimum=0,
                    overrides=[override("iowait", color={"mode": "fixed", "fixedColor": "orange"})]),
         timeseries("Load", "Load averages; dashed: the number of cores. Load above the cores for long "

@@ -16,13 +16,37 @@ LOGS = [{"title": "Logs of ${__field.labels.container}", "targetBlank": False,
          "url": "/d/llmwatch-logs?var-container=${__field.labels.container}&${__url_time_range}"}]
 
 
-def quantiles(metric: str, by: str = "model_name") -> list[dict]:
-    return [prom(f"histogram_quantile({q}, sum by ({by}, le) (rate({metric}_bucket{{{SEL}}}{RATE})))",
-                 f"{{{{{by}}}}} p{round(q * 100)}") for q in (0.5, 0.95, 0.99)]
+def recorded(metric: str, level: str = "container_model_name", suffix: str = "", operation: str = "rate5m") -> str:
+    """The recorded series (config/prometheus/rules/recording.yml) of a vLLM metric, selected by the
+    board's variables: ``recorded("vllm:prompt_tokens")`` reads container_model_name:vllm_prompt_tokens:rate5m."""
+    return f"{level}:{metric.replace('vllm:', 'vllm_')}{suffix}:{operation}{{{SEL}}}"
+
+
+def buckets(metric: str) -> str:
+    """Per-second bucket rates of a vLLM histogram per container, model and ``le``, over 5 minutes."""
+    return recorded(metric, "container_model_name_le", "_bucket")
+
+
+# The models the selected containers serve: per-model percentiles are recorded over all of a model's
+# containers (config/prometheus/rules/recording.yml), and the board shows those of the selection's models.
+SELECTED_MODELS = 'and on (model_name) group by (model_name) (llmwatch_vllm_instance_info{container=~"$container"})'
+
+
+def model_percentile(metric: str, q: int) -> str:
+    """A recorded per-model percentile (model_name:vllm_..._seconds:p95_5m) of the selected models."""
+    return f'model_name:{metric.replace("vllm:", "vllm_")}:p{q}_5m{{model_name=~"$model"}} {SELECTED_MODELS}'
+
+
+def quantiles(metric: str) -> list[dict]:
+    return [prom(model_percentile(metric, q), f"{{{{model_name}}}} p{q}") for q in (50, 95, 99)]
 
 
 def distribution(metric: str) -> str:
-    return f"sum by (le) (increase({metric}_bucket{{{SEL}}}{RATE}))"
+    """Requests per second in each bucket (5-minute rates), for a heatmap."""
+    return f"sum by (le) ({buckets(metric)})"
+
+
+FIVE_MINUTES = "5m"  # the heatmaps' min step: their rates are over 5 minutes, finer steps add nothing
 
 
 def build() -> dict:
@@ -42,15 +66,15 @@ def build() -> dict:
              thresholds=steps(OK, (BAD, 1)), graph=False),
         stat("Requests/s", "Finished requests per second over the selected servers and models. "
              "Bad: a sudden drop to 0 while clients still send traffic.",
-             [prom(f"sum(rate(vllm:request_success_total{{{SEL}}}{RATE}))")], "reqps", thresholds=steps(INFO)),
+             [prom(f"sum({recorded('vllm:request_success', 'container_model_name_finished_reason')})")], "reqps", thresholds=steps(INFO)),
         stat("Generated tokens/s", "Output tokens per second. Bad: falling while requests/s holds "
              "(shorter answers or a slower engine).",
-             [prom(f"sum(rate(vllm:generation_tokens_total{{{SEL}}}{RATE}))")], "suffix: tok/s",
+             [prom(f"sum({recorded('vllm:generation_tokens')})")], "suffix: tok/s",
              thresholds=steps(INFO)),
-        stat("TTFT p95", "95th percentile time to first token over all selected models. "
+        stat("TTFT p95", "95th percentile time to first token over all selected models, last 5 minutes. "
              f"Orange and red at {ttft_words}.",
-             [prom(f"histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{{{SEL}}}{RATE})))")],
-             "s", thresholds=ttft),
+             [prom(f"histogram_quantile(0.95, sum by (le) ({buckets('vllm:time_to_first_token_seconds')}))")],
+             "s", thresholds=ttft, graph=False),
         stat("Waiting", "Requests queued, not yet scheduled. Bad: above 0 for minutes — the server is at "
              "capacity (KV cache full or max_num_seqs reached).",
              [prom(f"sum(vllm:num_requests_waiting{{{SEL}}})")], "none", thresholds=steps(OK, (WARN, 1), (BAD, 20))),
@@ -68,17 +92,17 @@ def build() -> dict:
                    "percentunit", minimum=0, maximum=1, thresholds=kv, threshold_lines=True, links=LOGS),
         timeseries("Prefix-cache hit ratio", "Share of prompt tokens found in the prefix cache. Higher is "
                    "cheaper prefill; a drop means prompts stopped sharing prefixes or the cache is thrashing.",
-                   [prom(f"sum by (container) (rate(vllm:prefix_cache_hits_total{{{SEL}}}{RATE})) / "
-                         f"sum by (container) (rate(vllm:prefix_cache_queries_total{{{SEL}}}{RATE}))",
+                   [prom(f"sum by (container) ({recorded('vllm:prefix_cache_hits')}) / "
+                         f"sum by (container) ({recorded('vllm:prefix_cache_queries')})",
                          "{{container}}")], "percentunit", minimum=0, maximum=1, links=LOGS),
         timeseries("Preemptions", "Requests the scheduler preempted (KV cache ran out mid-generation) per "
-                   "interval. Bad: any steady rate — latency suffers; lower max_num_seqs or add GPUs.",
-                   [prom(f"sum by (container) (increase(vllm:num_preemptions_total{{{SEL}}}{RATE}))",
+                   "minute, over 5 minutes. Bad: any steady rate — latency suffers; lower max_num_seqs or add GPUs.",
+                   [prom(f"sum by (container) ({recorded('vllm:num_preemptions')}) * 60",
                          "{{container}}")], "none", thresholds=steps(OK, (WARN, 1)), bars=True, links=LOGS),
 
         row("Latency"),
-        timeseries("Time to first token", "p50/p95/p99 per model: queueing plus prefill. Dashed lines: "
-                   f"{ttft_words}.", quantiles("vllm:time_to_first_token_seconds"),
+        timeseries("Time to first token", "p50/p95/p99 per model (over all its containers, 5-minute windows): "
+                   f"queueing plus prefill. Dashed lines: {ttft_words}.", quantiles("vllm:time_to_first_token_seconds"),
                    "s", thresholds=ttft, threshold_lines=True, w=8),
         timeseries("Inter-token latency", "p50/p95/p99 per model: time between output chunks, what a reader "
                    f"of a streamed answer feels. Dashed lines: {itl_words}.",
@@ -88,39 +112,36 @@ def build() -> dict:
                    "s", w=8),
         heatmap("TTFT distribution", "Every request's time to first token, by bucket. A second band high "
                 "up means some requests queue or hit long prompts.",
-                distribution("vllm:time_to_first_token_seconds"), "s", w=8),
+                distribution("vllm:time_to_first_token_seconds"), "s", w=8, min_step=FIVE_MINUTES),
         heatmap("Inter-token latency distribution", "Every output chunk's gap, by bucket. A wide spread "
                 "means batches are too big for steady streaming.",
-                distribution("vllm:inter_token_latency_seconds"), "s", w=8),
+                distribution("vllm:inter_token_latency_seconds"), "s", w=8, min_step=FIVE_MINUTES),
         timeseries("Queue time p95", "95th percentile time requests wait before the engine schedules them, "
                    "per model. Bad: above a few hundred ms — the server is saturated.",
-                   [prom(f"histogram_quantile(0.95, sum by (model_name, le) "
-                         f"(rate(vllm:request_queue_time_seconds_bucket{{{SEL}}}{RATE})))", "{{model_name}}")],
+                   [prom(model_percentile("vllm:request_queue_time_seconds", 95), "{{model_name}}")],
                    "s", thresholds=steps(OK, (WARN, 0.5), (BAD, 2)), threshold_lines=True, w=8),
 
         row("Throughput and lengths"),
         timeseries("Tokens/s", "Prompt (prefill) and generated tokens per second, per model. Compare with "
                    "the requests rate: tokens per request tell you what the load looks like.",
-                   [prom(f"sum by (model_name) (rate(vllm:prompt_tokens_total{{{SEL}}}{RATE}))", "{{model_name}} prompt"),
-                    prom(f"sum by (model_name) (rate(vllm:generation_tokens_total{{{SEL}}}{RATE}))",
+                   [prom(f"sum by (model_name) ({recorded('vllm:prompt_tokens')})", "{{model_name}} prompt"),
+                    prom(f"sum by (model_name) ({recorded('vllm:generation_tokens')})",
                          "{{model_name}} generated")], "suffix: tok/s", w=8),
         timeseries("Finished requests by reason", "Requests per second by finish reason: stop (normal), "
                    "length (hit max_tokens), abort (client left or error). Bad: abort rising.",
-                   [prom(f"sum by (finished_reason) (rate(vllm:request_success_total{{{SEL}}}{RATE}))",
+                   [prom(f"sum by (finished_reason) ({recorded('vllm:request_success', 'container_model_name_finished_reason')})",
                          "{{finished_reason}}")], "reqps", stack=True, w=8,
                    overrides=[override("abort", color={"mode": "fixed", "fixedColor": "red"})]),
         timeseries("API errors (5xx share)", "Share of OpenAI-API requests answered with a 5xx, per "
                    f"container. Dashed: {error_words}, where the VllmErrorRate alert warns and pages.",
-                   [prom(f'sum by (container) (rate(http_requests_total{{container=~"$container", handler=~"/v1/.*", '
-                         f'status="5xx"}}{RATE})) / sum by (container) (rate(http_requests_total{{'
-                         f'container=~"$container", handler=~"/v1/.*"}}{RATE}))', "{{container}}")],
+                   [prom('max by (container) (container:vllm_http_errors:ratio_rate5m{container=~"$container"})', "{{container}}")],
                    "percentunit", minimum=0, thresholds=errors, threshold_lines=True,
                    w=8, links=LOGS),
         heatmap("Prompt length distribution", "Prompt tokens per request, by bucket. Long prompts cost "
-                "prefill time and KV cache.", distribution("vllm:request_prompt_tokens"), "none"),
+                "prefill time and KV cache.", distribution("vllm:request_prompt_tokens"), "none", min_step=FIVE_MINUTES),
         heatmap("Generated length distribution", "Generated tokens per request, by bucket. A band at "
                 "max_tokens means answers are cut off (finish reason length).",
-                distribution("vllm:request_generation_tokens"), "none"),
+                distribution("vllm:request_generation_tokens"), "none", min_step=FIVE_MINUTES),
 
         row("Servers"),
         table("Servers", "Every vLLM server: model, version, image, GPUs and context length. Bad: an "

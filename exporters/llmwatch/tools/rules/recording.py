@@ -27,6 +27,35 @@ def error_share(by: str, failed: str, total: str) -> str:
   / sum by ({by}) (rate({total}[5m]))
 """
 
+# vLLM histograms the vLLM board draws (percentiles and heatmaps) and counters it sums, kept per
+# container and model so that every choice of the board's container and model variables reads them.
+BOARD_HISTOGRAMS = ("time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds",
+                    "request_queue_time_seconds", "request_prompt_tokens", "request_generation_tokens")
+BOARD_COUNTERS = (("request_success", "finished_reason"), ("prompt_tokens", ""), ("generation_tokens", ""),
+                  ("prefix_cache_hits", ""), ("prefix_cache_queries", ""), ("num_preemptions", ""))
+
+
+def board_rules() -> list:
+    """Per-second rates by container and model over 5 minutes: a board query reads one recorded sample
+    per series and step instead of a rate over every engine's raw samples (issue 23: the raw
+    histogram panels took ~0.4 s each over a day of ten servers). Engines (data-parallel ranks) and
+    the vLLM version are summed away; ``le`` stays on buckets so the board computes any percentile of
+    any selection."""
+    rules = [record(f"container_model_name_le:vllm_{name}_bucket:rate5m",
+                    f"sum by (container, model_name, le, simulated) (rate(vllm:{name}_bucket[5m]))",
+                    comment=BOARD_COMMENT if i == 0 else "")
+             for i, name in enumerate(BOARD_HISTOGRAMS)]
+    for name, extra in BOARD_COUNTERS:
+        level = "container_model_name" + (f"_{extra}" if extra else "")
+        by = "container, model_name, " + (f"{extra}, " if extra else "") + "simulated"
+        rules.append(record(f"{level}:vllm_{name}:rate5m", f"sum by ({by}) (rate(vllm:{name}_total[5m]))"))
+    return rules
+
+
+BOARD_COMMENT = ("What the vLLM board draws, per container and model (the board sums or takes percentiles\n"
+                 "over the containers and models its variables select).")
+
+
 def groups() -> list[Group]:
     return [
         Group('llmwatch-vllm-recording', [
@@ -47,6 +76,7 @@ def groups() -> list[Group]:
             record('container:vllm_http_errors:ratio_rate5m', error_share("container, simulated", 'http_requests_total{handler=~"/v1/.*", status="5xx"}', 'http_requests_total{handler=~"/v1/.*"}')),
             record('container:vllm_http_client_errors:ratio_rate5m', error_share("container, simulated", 'http_requests_total{handler=~"/v1/.*", status="4xx"}', 'http_requests_total{handler=~"/v1/.*"}'), comment="Share answered 4xx: the client's fault (bad request, unknown model, context too long), kept\napart from the server errors above."),
         ]),
+        Group('llmwatch-vllm-board-recording', board_rules()),
         Group('llmwatch-litellm-recording', [
             record('job:litellm_proxy_requests:rate5m', 'sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))', comment='Client-visible failures of the proxy, and upstream failures and fallbacks per model group.'),
             record('job:litellm_proxy_errors:ratio_rate5m', error_share("job, simulated", 'litellm_proxy_failed_requests_metric_total{exception_status!~"4.."}', 'litellm_proxy_total_requests_metric_total'), comment="Server-side failures: LiteLLM labels a failed request with the HTTP status it answered\n(exception_status; \"None\" when the exception carried none, counted here). 4xx (400 bad request,\n401 invalid or expired key, 429 rate or budget limit) is the client's and has its own ratio."),
@@ -67,11 +97,25 @@ sum by (requested_model, simulated) (rate(litellm_deployment_failure_responses_t
   / sum by (requested_model, simulated) (rate(litellm_deployment_total_requests_total[5m]))
 """),
         ]),
+        Group('llmwatch-litellm-board-recording', [
+            record(f'requested_model:litellm_request_total_latency_metric:p{q}_5m',
+                   f'histogram_quantile(0.{q}, sum by (requested_model, simulated, le) '
+                   f'(rate(litellm_request_total_latency_metric_bucket[5m])))',
+                   comment="Latency through the proxy per model group, for the LiteLLM board: LiteLLM labels its\n"
+                           "histogram per key and team too, so a board percentile over the raw buckets reads them all.")
+            for q in (50, 95, 99)
+        ]),
         Group('llmwatch-langfuse-recording', [
             record('project:langfuse_observation_errors:ratio_rate5m', """\
 sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
   / sum by (project) (rate(llmwatch_langfuse_observations_total[5m]))
 """),
+        ]),
+        Group('llmwatch-host-recording', [
+            record('instance_mode:node_cpu_seconds:rate5m', 'sum without (cpu) (rate(node_cpu_seconds_total[5m]))',
+                   comment="CPU seconds per second by mode, and the cores, for the System board (a GPU host has\n"
+                           "hundreds of cores, each with eight mode counters)."),
+            record('instance:node_cpus:count', 'count without (cpu, mode) (node_cpu_seconds_total{mode="idle"})'),
         ]),
         Group('llmwatch-gpu-recording', [
             record('job:llmwatch_gpu_utilization_ratio:avg', 'avg by (job, simulated) (llmwatch_gpu_utilization_ratio)'),
