@@ -42,16 +42,20 @@ class Refresher(threading.Thread):
         self.error: str | None = None
         self.last_ok: float | None = None
 
+    def refresh(self) -> None:
+        """One read: a snapshot replaces the last one; a failure keeps it and sets the error line."""
+        try:
+            snap, error = self.reader.read(), None
+        except Unavailable as e:
+            snap, error = None, str(e)
+        with self.lock:
+            if snap is not None:
+                self.snapshot, self.last_ok = snap, time.time()
+            self.error = error
+
     def run(self) -> None:
         while not self.stop.is_set():
-            try:
-                snap, error = self.reader.read(), None
-            except Unavailable as e:
-                snap, error = None, str(e)
-            with self.lock:
-                if snap is not None:
-                    self.snapshot, self.last_ok = snap, time.time()
-                self.error = error
+            self.refresh()
             try:
                 os.write(self.wake_fd, b".")
             except OSError:  # the view has closed its pipe: quitting

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -42,19 +43,10 @@ SORTS = {
 
 
 def number(value: float | None, unit: str = "") -> str:
-    """Three significant digits at most, a unit after a thin gap: 0.123, 12.3, 1234."""
+    """Three significant digits, no exponent: 0.42, 12.3, 1234; a unit after a space."""
     if value is None:
         return MISSING
-    if value == 0:
-        text = "0"
-    elif abs(value) >= 100:
-        text = f"{value:.0f}"
-    elif abs(value) >= 10:
-        text = f"{value:.1f}"
-    elif abs(value) >= 0.01:
-        text = f"{value:.2f}"
-    else:
-        text = f"{value:.2g}"
+    text = f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
     return f"{text} {unit}".rstrip() if unit else text
 
 
@@ -126,7 +118,8 @@ def trouble(g: Gpu) -> Text:
         parts.append(f"ecc {g.ecc_uncorrected:.0f}")
     if parts:
         return Text(" ".join(parts), style="bold red")
-    return Text(MISSING if g.up is None and g.ecc_uncorrected is None else "ok")
+    # "ok" only with the ECC counter read: without it nothing says the memory is fine
+    return Text(MISSING if g.ecc_uncorrected is None else "ok")
 
 
 @dataclass
@@ -168,7 +161,7 @@ def _matches(needle: str, *haystack: str | None) -> bool:
 
 
 def models_table(snap: Snapshot, view: View) -> Table:
-    table = Table(title=f"Models (sort: {view.sort_name('models')})", title_justify="left", expand=False)
+    table = Table(title=f"Models (sort: {view.sort_name('models')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD)
     for column in ("model", "replicas", "req/s", "TTFT p95 / SLO", "TPOT p95 / SLO", "errors", "waiting",
                    "KV cache", "tok/s", "$/h", "$/1M tok", "advice"):
         table.add_column(column, justify="left" if column in ("model", "replicas", "advice") else "right",
@@ -188,7 +181,7 @@ def models_table(snap: Snapshot, view: View) -> Table:
 
 
 def gpus_table(snap: Snapshot, view: View) -> Table:
-    table = Table(title=f"GPUs (sort: {view.sort_name('gpus')})", title_justify="left", expand=False)
+    table = Table(title=f"GPUs (sort: {view.sort_name('gpus')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD)
     for column in ("gpu", "name", "util", "memory", "temp", "power", "trouble", "container"):
         table.add_column(column, justify="right" if column in ("util", "memory", "temp", "power") else "left",
                          no_wrap=True)
@@ -204,7 +197,7 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def alerts_table(snap: Snapshot, view: View) -> Table:
-    table = Table(title=f"Firing alerts (sort: {view.sort_name('alerts')})", title_justify="left", expand=False)
+    table = Table(title=f"Firing alerts (sort: {view.sort_name('alerts')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD)
     for column in ("severity", "age", "alert", "subject", "summary"):
         table.add_column(column, justify="right" if column == "age" else "left", no_wrap=column != "summary")
     rows: list[Alert] = [a for a in snap.alerts if _matches(view.filter, a.alertname, a.subject)]
