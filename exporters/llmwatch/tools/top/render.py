@@ -161,7 +161,7 @@ def _matches(needle: str, *haystack: str | None) -> bool:
 
 
 def models_table(snap: Snapshot, view: View) -> Table:
-    table = Table(title=f"Models (sort: {view.sort_name('models')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD)
+    table = Table(title=f"Models (sort: {view.sort_name('models')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD, show_edge=False)
     for column in ("model", "replicas", "req/s", "TTFT p95 / SLO", "TPOT p95 / SLO", "errors", "waiting",
                    "KV cache", "tok/s", "$/h", "$/1M tok", "advice"):
         table.add_column(column, justify="left" if column in ("model", "replicas", "advice") else "right",
@@ -181,7 +181,7 @@ def models_table(snap: Snapshot, view: View) -> Table:
 
 
 def gpus_table(snap: Snapshot, view: View) -> Table:
-    table = Table(title=f"GPUs (sort: {view.sort_name('gpus')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD)
+    table = Table(title=f"GPUs (sort: {view.sort_name('gpus')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD, show_edge=False)
     for column in ("gpu", "name", "util", "memory", "temp", "power", "trouble", "container"):
         table.add_column(column, justify="right" if column in ("util", "memory", "temp", "power") else "left",
                          no_wrap=True)
@@ -197,7 +197,7 @@ SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
 
 def alerts_table(snap: Snapshot, view: View) -> Table:
-    table = Table(title=f"Firing alerts (sort: {view.sort_name('alerts')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD)
+    table = Table(title=f"Firing alerts (sort: {view.sort_name('alerts')})", title_justify="left", expand=False, box=box.SIMPLE_HEAD, show_edge=False)
     for column in ("severity", "age", "alert", "subject", "summary"):
         table.add_column(column, justify="right" if column == "age" else "left", no_wrap=column != "summary")
     rows: list[Alert] = [a for a in snap.alerts if _matches(view.filter, a.alertname, a.subject)]
@@ -209,12 +209,16 @@ def alerts_table(snap: Snapshot, view: View) -> Table:
     return table
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def header(snap: Snapshot) -> Text:
     at = datetime.fromtimestamp(snap.time, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     line = Text(f"llmwatch top · {snap.prometheus} · {at} · heartbeat ")
     line.append(number(snap.heartbeat_bpm, "bpm"), style="bold")
-    line.append(f" · {len(snap.models)} models · {len(snap.gpus)} GPUs · ")
-    line.append(f"{len(snap.alerts)} alerts firing", style="bold red" if snap.alerts else "")
+    line.append(f" · {plural(len(snap.models), 'model')} · {plural(len(snap.gpus), 'GPU')} · ")
+    line.append(f"{plural(len(snap.alerts), 'alert')} firing", style="bold red" if snap.alerts else "")
     return line
 
 
@@ -223,7 +227,7 @@ def snapshot_view(snap: Snapshot, view: View) -> RenderableType:
     tables = {"models": models_table, "gpus": gpus_table, "alerts": alerts_table}
     for pane in ("models", "gpus", "alerts"):
         if view.pane in ("all", pane):
-            parts.append(tables[pane](snap, view))
+            parts += [Text(), tables[pane](snap, view)]
     for problem in snap.problems:
         parts.append(Text(f"query refused (its fields show –): {problem}", style="yellow"))
     return Group(*parts)
