@@ -97,4 +97,4 @@ def assert_equals_promql(snap: dict, query, at: float, alerts: list[dict]) -> No
     assert sorted((a["alertname"], a["severity"], a["active_at"]) for a in snap["alerts"]) == expected_alerts
     for alert in snap["alerts"]:
         started = datetime.fromisoformat(alert["active_at"].replace("Z", "+00:00")).timestamp()
-        assert alert["age_seconds"] == pytest.approx(max(0.0, at - started), abs=1e-6)
+        assert alert["age_seconds"] == pytest.approx(max(0.0, snap["time"] - started), abs=1e-6)

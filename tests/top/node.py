@@ -3,8 +3,8 @@ exporters would publish, and the real Prometheus scraping it with the repository
 
 Two models: llama-3.1-70b on two replicas (one of them down and ``starting``), with traffic;
 qwen3-32b on one replica, idle (no requests: no latency, no cost per token); an override SLO for
-qwen3-32b (TTFT 2.5 s). Four GPUs: GPU 1 had XID 79 two minutes ago and an uncorrected ECC
-error; GPU 3 has no temperature series. Counters grow at fixed rates from the start, so rates
+qwen3-32b (TTFT 2.5 s). Four GPUs: GPU 1 had XID 79 two minutes ago, an uncorrected ECC
+error and a failed row remap; GPU 3 has no temperature series. Counters grow at fixed rates from the start, so rates
 and percentiles are steady; gauges are fixed.
 """
 
@@ -93,6 +93,7 @@ def exposition(now: float) -> str:
         lines.append(_line("llmwatch_gpu_power_watts", g, watts))
         lines.append(_line("llmwatch_gpu_ecc_volatile_errors_total", {**g, "error": "uncorrected"},
                            1.0 if gpu == "1" else 0.0))
+        lines.append(_line("llmwatch_gpu_remapped_rows_failure", g, 1.0 if gpu == "1" else 0.0))
         lines.append(_line("llmwatch_insights_gpu_cost_dollars_per_hour", {**g, "gpu_name": "NVIDIA H200"}, 3.5))
     lines.append(_line("llmwatch_gpu_xid_last_timestamp_seconds", {"gpu": "1", "xid": "79"}, START - 120))
     for gpu, model in (("0", "llama-3.1-70b"), ("1", "llama-3.1-70b"), ("2", "qwen3-32b")):

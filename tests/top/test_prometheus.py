@@ -27,12 +27,14 @@ pytestmark = pytest.mark.integration
 def prometheus(tmp_path_factory):
     require_binary("prometheus")
     with NodePrometheus(tmp_path_factory.mktemp("top-prometheus")) as prom:
-        # ready when the last rules in the chain have data and the instant alerts fire
-        wait_until(lambda: prom.query("model_name:llmwatch_cost_dollars_per_million_tokens:allocation")
-                   and prom.query("model_name:vllm_time_to_first_token_seconds:p95_5m")
-                   and prom.query('ALERTS{alertname="GpuRowRemapFailure", alertstate="firing"}')
-                   and prom.query('ALERTS{alertname="GpuXidHardwareError", alertstate="firing"}'),
-                   90, "recorded series and firing alerts")
+        # ready when the last rules in each chain have data two seconds back (where the tests look)
+        # and the instant alerts fire
+        chains = ("model_name:llmwatch_cost_dollars_per_million_tokens:allocation",
+                  "model_name:vllm_time_to_first_token_seconds:p95_5m", "container:vllm_http_errors:ratio_rate5m",
+                  "cluster:llmwatch_heartbeat_bpm", 'ALERTS{alertname="GpuRowRemapFailure", alertstate="firing"}',
+                  'ALERTS{alertname="GpuXidHardwareError", alertstate="firing"}')
+        wait_until(lambda: all(prom.query(q, time.time() - 2.0) for q in chains), 90,
+                   "recorded series and firing alerts")
         yield prom
 
 
@@ -123,6 +125,11 @@ class Tmux:
     def keys(self, *keys: str) -> None:
         self.tmux(["send-keys", "-t", "top", *keys])
 
+    def showing(self, *needles: str) -> str:
+        """The pane's text if it shows every needle, else "" (for wait_until)."""
+        text = self.pane()
+        return text if all(n in text for n in needles) else ""
+
     def alive(self) -> bool:
         return self.tmux(["has-session", "-t", "top"], check=False).returncode == 0
 
@@ -136,26 +143,29 @@ def test_live_view_in_a_real_terminal(prometheus):
         pytest.fail(message) if os.environ.get("CI") == "true" else pytest.skip(message)
     command = [sys.executable, "-m", "llmwatch", "top", "--url", prometheus.url,
                "--password-file", str(prometheus.password_file), "--interval", "1"]
-    term = Tmux(["env", "-C", str(REPO), "TERM=xterm-256color", *command])
+    # the pane's size, not a COLUMNS/LINES inherited from the test's environment, sizes the view
+    term = Tmux(["env", "-C", str(REPO), "-u", "COLUMNS", "-u", "LINES", "TERM=xterm-256color", *command])
     try:
-        first = wait_until(lambda: (p := term.pane()) if "llama-3.1-70b" in p and "GpuRowRemapFailure" in p else "",
-                           60, "the model table and the alerts in the pane")
+        try:
+            first = wait_until(lambda: term.showing("llama-3.1-70b", "GpuRowRemapFailure"), 60,
+                               "the model table and the alerts in the pane")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; session alive: {term.alive()}; the pane:\n{term.pane()}") from None
         assert "Models (sort: model)" in first and "GPUs (sort: gpu)" in first and "[all]" in first
 
         term.keys("Tab")  # the models pane alone
-        models = wait_until(lambda: (p := term.pane()) if "[models]" in p else "", 20, "the models pane")
+        models = wait_until(lambda: term.showing("[models]"), 20, "the models pane")
         assert "GPUs (sort" not in models and "llama-3.1-70b" in models
 
         term.keys("s")  # next sort of the models pane
         wait_until(lambda: "Models (sort: requests/s)" in term.pane(), 20, "the models sorted by request rate")
 
         term.keys("Tab")  # GPUs
-        gpus = wait_until(lambda: (p := term.pane()) if "[gpus]" in p else "", 20, "the GPUs pane")
+        gpus = wait_until(lambda: term.showing("[gpus]"), 20, "the GPUs pane")
         assert "xid 79" in gpus and "Models (sort" not in gpus
 
         term.keys("/", "q", "w", "e", "n", "Enter")  # filter: 'q' typed into the filter does not quit
-        wait_until(lambda: "filter: qwen" in term.pane(), 20, "the filter shown")
-        filtered = term.pane()
+        filtered = wait_until(lambda: term.showing("filter: qwen"), 20, "the filter shown")
         assert "vllm-qwen" in filtered and "vllm-llama-a" not in filtered and term.alive()
 
         term.keys("q")
