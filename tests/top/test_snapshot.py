@@ -109,7 +109,9 @@ def test_gpus_in_natural_order_with_trouble_and_holders():
 def test_alerts_firing_worst_then_oldest_watchdog_hidden():
     data = {"alerts": [
         {"labels": {"alertname": "Watchdog", "severity": "none"}, "state": "firing", "activeAt": "2026-11-12T10:00:00Z"},
-        {"labels": {"alertname": "VllmQueueGrowing", "severity": "warning", "container": "vllm-a"},
+        {"labels": {"alertname": "ExporterDown", "severity": "critical", "job": "node", "instance": "h:9100"},
+         "state": "firing", "activeAt": "2026-11-12T10:04:30Z"},
+        {"labels": {"alertname": "VllmQueueGrowing", "severity": "warning", "container": "vllm-a", "job": "vllm"},
          "state": "firing", "activeAt": "2026-11-12T10:00:00Z", "annotations": {"summary": "queue"}},
         {"labels": {"alertname": "GpuLost", "severity": "critical", "gpu": "3"}, "state": "pending",
          "activeAt": "2026-11-12T10:00:00Z"},
@@ -119,9 +121,10 @@ def test_alerts_firing_worst_then_oldest_watchdog_hidden():
     now = 1_794_477_900.0  # 2026-11-12T10:05:00Z
     got = snapshot.alerts(data, now)
     assert [(a.alertname, a.severity, a.subject) for a in got] == [
-        ("TtftHigh", "critical", "model_name=llama"), ("VllmQueueGrowing", "warning", "container=vllm-a")]
-    assert got[0].age_seconds == pytest.approx(59.5) and got[1].age_seconds == pytest.approx(300)
-    assert render.age(got[1].age_seconds) == "5m00s"
+        ("TtftHigh", "critical", "model_name=llama"), ("ExporterDown", "critical", "job=node instance=h:9100"),
+        ("VllmQueueGrowing", "warning", "container=vllm-a")]
+    assert got[0].age_seconds == pytest.approx(59.5) and got[2].age_seconds == pytest.approx(300)
+    assert render.age(got[2].age_seconds) == "5m00s"
 
 
 def test_a_refused_query_blanks_its_fields_and_is_named():

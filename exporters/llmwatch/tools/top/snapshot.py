@@ -239,7 +239,9 @@ def _parse_time(text: str) -> float | None:
         return None
 
 
-SUBJECT_LABELS = ("model_name", "container", "gpu", "requested_model", "target", "job", "instance")
+# What an alert is about, in this order; the scrape target (job, instance) only when nothing else says it.
+SUBJECT_LABELS = ("model_name", "container", "gpu", "xid", "requested_model", "target")
+TARGET_LABELS = ("job", "instance")
 
 
 def alerts(data: object, now: float) -> list[Alert]:
@@ -255,7 +257,8 @@ def alerts(data: object, now: float) -> list[Alert]:
             continue
         active_at = str(item.get("activeAt", ""))
         started = _parse_time(active_at)
-        subject = " ".join(f"{k}={labels[k]}" for k in SUBJECT_LABELS if labels.get(k))
+        subject = " ".join(f"{k}={labels[k]}" for k in SUBJECT_LABELS if labels.get(k)) or \
+            " ".join(f"{k}={labels[k]}" for k in TARGET_LABELS if labels.get(k))
         annotations = item.get("annotations") if isinstance(item.get("annotations"), dict) else {}
         out.append(Alert(alertname=str(labels.get("alertname", "?")), severity=severity or "?",
                          active_at=active_at, age_seconds=None if started is None else max(0.0, now - started),
