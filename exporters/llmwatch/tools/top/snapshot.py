@@ -18,8 +18,8 @@ from llmwatch.core.scrape import natural_key
 from llmwatch.exporters.insights.prometheus import QueryFailed, Sample
 from llmwatch.mixin import DEFAULT_MODEL
 
-# The series the per-model request/container join and the error ratio share: a container's
-# requests and 5xx share (recorded), weighted by its requests, summed per model.
+# vLLM's HTTP counters carry no model label: a container's series joined to the model it serves.
+# The error ratio per model is each container's recorded 5xx share weighted by its requests.
 _PER_MODEL = "* on (container) group_left (model_name) llmwatch_vllm_instance_info"
 # XIDs younger than this show as GPU trouble (the XID alerts look back 10 minutes; an hour keeps
 # an XID in sight at 3 a.m. after its alert resolved).
