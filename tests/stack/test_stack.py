@@ -127,8 +127,13 @@ def test_alertmanager_silences_a_warning_under_its_critical(stack):
 
 def test_llmwatch_top_shows_what_prometheus_answers(stack, tmp_path):
     """``llmwatch top --once --json`` equals PromQL's answers at the same instant, field by field."""
-    wait_until(lambda: stack.query("model_name:vllm_requests:rate5m") and stack.query("llmwatch_insights_advice_info"),
-               60, "request rates and the insights exporter's advice")
+    def at_time(expr: str, t: float) -> list[dict]:
+        return stack.api("query", query=expr, time=f"{t:.3f}")["result"]
+
+    # data where the test looks, two seconds back: models, GPUs, request rates, the insights exporter's advice
+    ready = ("llmwatch_vllm_instance_info", "llmwatch_gpu_up", "model_name:vllm_requests:rate5m",
+             "llmwatch_insights_advice_info")
+    wait_until(lambda: all(at_time(q, time.time() - 2.0) for q in ready), 60, "models, GPUs, rates and advice")
     password = tmp_path / "password"
     password.write_text(PASSWORD)
     at = time.time() - 2.0  # every scrape and rule evaluation stamped before this has been stored
@@ -142,7 +147,7 @@ def test_llmwatch_top_shows_what_prometheus_answers(stack, tmp_path):
             break
     assert result.returncode == 0, result.stderr
     snap = json.loads(result.stdout)
-    assert_equals_promql(snap, lambda expr, t: stack.api("query", query=expr, time=f"{t:.3f}")["result"], at, after)
+    assert_equals_promql(snap, at_time, at, after)
     assert snap["models"] and len(snap["gpus"]) == 8  # the simulated node's GPUs
 
 
