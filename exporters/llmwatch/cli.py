@@ -21,6 +21,7 @@ TOOLS = {
     "stack-config": ("llmwatch.tools.stack_config.cli", "write Prometheus' and Alertmanager's files from .env"),
     "dashboards": ("llmwatch.tools.dashboards.cli", "write (or --check) the Grafana dashboards' JSON"),
     "rules": ("llmwatch.tools.rules.cli", "write (or --check) the Prometheus rule files"),
+    "top": ("llmwatch.tools.top.cli", "the stack at a glance in the terminal: models, GPUs, alerts"),
 }
 
 

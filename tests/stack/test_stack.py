@@ -5,13 +5,19 @@ See tests/stack/stack.py for what differs from docker-compose.yml."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
+
 import httpx
 import pytest
 import yaml
 
 from tests.conftest import require_binary
 from tests.procs import REPO, wait_until
-from tests.stack.stack import NOT_RUNNABLE_HERE, Stack
+from tests.stack.stack import NOT_RUNNABLE_HERE, PASSWORD, Stack
+from tests.top.compare import assert_equals_promql, firing
 
 pytestmark = pytest.mark.integration
 
@@ -117,6 +123,32 @@ def test_alertmanager_silences_a_warning_under_its_critical(stack):
     found = wait_until(states, 30, "the three test alerts in Alertmanager")
     assert found == {("inhibition-test", "critical"): "active", ("inhibition-test", "warning"): "suppressed",
                      ("other", "warning"): "active"}
+
+
+def test_llmwatch_top_shows_what_prometheus_answers(stack, tmp_path):
+    """``llmwatch top --once --json`` equals PromQL's answers at the same instant, field by field."""
+    def at_time(expr: str, t: float) -> list[dict]:
+        return stack.api("query", query=expr, time=f"{t:.3f}")["result"]
+
+    # data where the test looks, two seconds back: models, GPUs, request rates, the insights exporter's advice
+    ready = ("llmwatch_vllm_instance_info", "llmwatch_gpu_up", "model_name:vllm_requests:rate5m",
+             "llmwatch_insights_advice_info")
+    wait_until(lambda: all(at_time(q, time.time() - 2.0) for q in ready), 60, "models, GPUs, rates and advice")
+    password = tmp_path / "password"
+    password.write_text(PASSWORD)
+    at = time.time() - 2.0  # every scrape and rule evaluation stamped before this has been stored
+    for _ in range(3):  # an alert may start firing while top runs: compare on a stable set
+        before = firing(stack.get)
+        result = subprocess.run([sys.executable, "-m", "llmwatch", "top", "--once", "--json", "--time", f"{at:.3f}",
+                                 "--url", stack.prometheus_url, "--password-file", str(password)],
+                                cwd=REPO, capture_output=True, text=True, timeout=60)
+        after = firing(stack.get)
+        if before == after:
+            break
+    assert result.returncode == 0, result.stderr
+    snap = json.loads(result.stdout)
+    assert_equals_promql(snap, at_time, at, after)
+    assert snap["models"] and len(snap["gpus"]) == 8  # the simulated node's GPUs
 
 
 def test_a_killed_vllm_instance_pages_through_alertmanager(stack):

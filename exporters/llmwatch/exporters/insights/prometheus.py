@@ -1,7 +1,9 @@
 """The insights exporter's I/O source: instant queries against Prometheus' HTTP API.
 
 All queries of a refresh go out concurrently under one deadline (llmwatch.core.fetch). Each
-answer is a list of ``Sample(labels, value)``, or the reason it is missing.
+answer is a list of ``Sample(labels, value)``, or the reason it is missing. ``llmwatch top``
+reads Prometheus through the same class (with its own hint for a refused password, and its
+firing alerts through :meth:`PrometheusSource.get_json`).
 """
 
 from __future__ import annotations
@@ -68,22 +70,26 @@ def parse_vector(body: bytes) -> list[Sample]:
 class PrometheusSource:
     """``query_all({name: promql})`` -> ``{name: [Sample] | QueryFailed}``."""
 
-    def __init__(self, url: str, user: str = "", password: str = "", timeout: float = 8.0):
+    def __init__(self, url: str, user: str = "", password: str = "", timeout: float = 8.0, *,
+                 name: str = "insights", auth_hint: str = "check insights.prometheus_user/password"):
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.auth_hint = auth_hint
         headers = {"Accept": "application/json"}
         if user:
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
-        self._fetcher = Fetcher("insights", headers, MAX_BODY_BYTES)
+        self._fetcher = Fetcher(name, headers, MAX_BODY_BYTES)
 
-    def query_all(self, queries: dict[str, str]) -> dict[str, list[Sample] | QueryFailed]:
+    def query_all(self, queries: dict[str, str], at: float | None = None) -> dict[str, list[Sample] | QueryFailed]:
+        """``at``: evaluate at this unix time instead of Prometheus' now (two readers comparing answers)."""
         names = list(queries)
-        urls = [f"{self.url}/api/v1/query?{urlencode({'query': queries[n]})}" for n in names]
+        params = {} if at is None else {"time": f"{at:.3f}"}
+        urls = [f"{self.url}/api/v1/query?{urlencode({'query': queries[n], **params})}" for n in names]
         out: dict[str, list[Sample] | QueryFailed] = {}
         for name, reply in zip(names, self._fetcher.get_all(urls, self.timeout)):
             if reply.status in (401, 403):
-                out[name] = QueryFailed("auth", f"HTTP {reply.status}: check insights.prometheus_user/password")
+                out[name] = QueryFailed("auth", f"HTTP {reply.status}: {self.auth_hint}")
             elif reply.status in (400, 422):  # Prometheus explains a bad query in a JSON body
                 try:
                     parse_vector(reply.body)
@@ -98,6 +104,22 @@ class PrometheusSource:
                 except QueryFailed as e:
                     out[name] = e
         return out
+
+    def get_json(self, path: str) -> object | QueryFailed:
+        """The ``data`` of another API answer (``/api/v1/alerts``), or why there is none."""
+        reply = self._fetcher.get_all([f"{self.url}{path}"], self.timeout)[0]
+        if reply.status in (401, 403):
+            return QueryFailed("auth", f"HTTP {reply.status}: {self.auth_hint}")
+        if not reply.ok and reply.status not in (400, 422):
+            return QueryFailed(reply.error or "http", reply.detail)
+        try:
+            answer = json.loads(reply.body)
+        except ValueError as e:
+            return QueryFailed("invalid_answer", f"not JSON: {e}")
+        if not isinstance(answer, dict) or answer.get("status") != "success":
+            what = answer if not isinstance(answer, dict) else f"{answer.get('errorType', '?')}: {answer.get('error', '?')}"
+            return QueryFailed("query_error" if isinstance(answer, dict) else "invalid_answer", str(what)[:120])
+        return answer.get("data")
 
     def close(self) -> None:
         self._fetcher.close()
