@@ -129,3 +129,21 @@ def test_discovery_targets_are_the_running_containers_only(tmp_path):
                 ("vllm-a", "running"), ("vllm-b", "exited"), ("vllm-c", "paused")]
         finally:
             discovery.close()
+
+
+def test_a_restart_between_two_scrapes_is_a_new_start_not_an_outage(tmp_path):
+    """`docker restart` between two lists: running before and after, the list shows no change and
+    the inspection is cached; the server's silence makes the exporter look again at once."""
+    with FakeVllmServer() as server, one_container(tmp_path, server, NOW - 3600) as (engine, c, clock, exporter):
+        clock[0] = NOW
+        serving = render(exporter)
+        server.mode = "error"
+        exit_container(c, 143, at=NOW + 1)
+        start_container(c, at=NOW + 3)
+        clock[0] = NOW + 30
+        restarted = render(exporter)
+        still_loading = render(exporter)
+    assert state_of(serving, "vllm-a") == "running"
+    assert state_of(restarted, "vllm-a") == "starting"
+    assert value(restarted, "llmwatch_vllm_container_start_time_seconds", container="vllm-a") == NOW + 3
+    assert state_of(still_loading, "vllm-a") == "starting"

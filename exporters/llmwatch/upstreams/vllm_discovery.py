@@ -310,6 +310,19 @@ class DockerDiscovery:
         self._rejected &= {s["Id"] for s in summaries}
         return sorted(found, key=lambda c: c.name)
 
+    def refresh(self, container: Container) -> Container:
+        """``container`` inspected again now, whatever the cache says. A restart between two lists
+        shows nothing in the list (running before and after), only a new start time: the vLLM
+        exporter asks this when a server that answered stops answering, so that a restart is seen
+        as a new start (within its grace) rather than as an outage. Raises as :meth:`containers`."""
+        fresh = self._container(self._api().inspect_container(container.container_id))
+        try:
+            listed = self._inspected[container.container_id][0]
+        except KeyError:
+            return fresh
+        self._inspected.set(container.container_id, (listed, fresh))
+        return fresh
+
     def targets(self) -> list[Target]:
         """The running containers that can be reached: what there is to scrape or probe."""
         return [c.target for c in self.containers() if c.state == "running" and c.target is not None]

@@ -193,8 +193,31 @@ class VllmExporter:
             pending[id(state)] -= 1
             if not pending[id(state)]:
                 self._read_metrics(results[id(state)], held.pop(id(state)), errors)
+        self._recheck_silent(states, errors)
         ordered = [results[id(s)] for s in states]
         return [*self._merge(ordered, errors), *self._describe(ordered)]
+
+    def _recheck_silent(self, states: list[TargetState], errors: ScrapeErrors) -> None:
+        """Inspect again each container whose server answered since its known start and no longer
+        does: a restart between two scrapes keeps the list unchanged (running before and after), and
+        only a fresh inspection shows the new start time that makes it ``starting``, not down."""
+        if self.discovery is None or not self.docker_up:
+            return
+        silent = {s.target.name for s in states
+                  if s.target.source == "docker" and not s.up and s.answered_start == s.target.started_at}
+        for i, container in enumerate(self.last_discovered):
+            if container.name not in silent:
+                continue
+            try:
+                self.last_discovered[i] = fresh = self.discovery.refresh(container)
+            except Exception as e:
+                errors.add("docker")
+                log.warning("Docker inspection failed", extra={"container": container.name,
+                                                               "error": f"{type(e).__name__}: {e}"})
+                return
+            for state in states:
+                if state.target.name == fresh.name and fresh.target is not None:
+                    state.target = fresh.target
 
     def _fail(self, state: TargetState, reason: str, detail: str, errors: ScrapeErrors) -> None:
         state.errors[reason] += 1
