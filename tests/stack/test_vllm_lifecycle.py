@@ -58,7 +58,7 @@ def test_a_restart_pages_nothing_during_its_grace_and_an_exit_with_code_1_pages_
         with FakeDockerEngine(tmp_path / "docker.sock", [c]) as engine:
             processes.append(exporter("vllm", ports["vllm"], tmp_path / "vllm.log", {
                 "LLMWATCH_DOCKER__HOST": engine.url, "LLMWATCH_VLLM__HOST_ADDRESS": "127.0.0.1",
-                "LLMWATCH_VLLM__START_GRACE_SECONDS": "600", "LLMWATCH_VLLM__HEALTH_CACHE_SECONDS": "1"}))
+                "LLMWATCH_VLLM__HEALTH_CACHE_SECONDS": "1"}))  # the default start grace, 900 s
             processes.append(Process([
                 binary("alertmanager"), f"--config.file={rendered / 'alertmanager' / 'alertmanager.yml'}",
                 f"--storage.path={tmp_path / 'alertmanager-data'}",
@@ -94,10 +94,10 @@ def test_a_restart_pages_nothing_during_its_grace_and_an_exit_with_code_1_pages_
             wait_until(lambda: query(f'max_over_time(llmwatch_vllm_up{{container="vllm-llama"}}{window}) == 0'),
                        LOADING_SECONDS + 60, "the server down for the whole window", interval=1)
             loading = time.monotonic() - restarted
-            assert query(f'min_over_time(llmwatch_vllm_container_state{{container="vllm-llama", state="starting"}}{window}) == 1')
             pending_or_firing = query(f"max_over_time(ALERTS{window})")
             assert pending_or_firing == [], f"alerts while the model loads within its grace: {pending_or_firing}"
             assert not [post for _, post in list(webhook.posts.queue)], "a notification while loading"
+            assert query(f'min_over_time(llmwatch_vllm_container_state{{container="vllm-llama", state="starting"}}{window}) == 1')
             server.mode = "ok"  # loaded
             wait_until(lambda: state() == "running" and query('llmwatch_vllm_up{container="vllm-llama"} == 1'),
                        30, "the server back")
