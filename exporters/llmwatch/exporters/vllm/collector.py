@@ -204,7 +204,8 @@ class VllmExporter:
         if self.discovery is None or not self.docker_up:
             return
         silent = {s.target.name for s in states
-                  if s.target.source == "docker" and not s.up and s.answered_start == s.target.started_at}
+                  if s.target.source == "docker" and not s.up and s.answered_start is not None
+                  and s.answered_start == s.target.started_at}
         for i, container in enumerate(self.last_discovered):
             if container.name not in silent:
                 continue
