@@ -442,3 +442,4 @@ def check_vllm_lifecycle(stack: Stack, engine: engine_module.PrivateEngine, webh
     assert alert["labels"]["severity"] == "critical"
     assert "exited with code 1 " in alert["annotations"]["description"], alert["annotations"]
     assert alert["annotations"]["logs_url"].startswith("/d/llmwatch-logs/logs?var-container=" + name)
+    engine.docker("rm", "-f", name)  # not part of the project: `compose down` would not remove it
