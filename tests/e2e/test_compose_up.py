@@ -381,11 +381,11 @@ VLLM_STANDIN = "vllm-standin"
 # docker restart) ends it with 0, SIGUSR1 with 1 (a crash). Its file system keeps the marker
 # across restarts.
 VLLM_STANDIN_PROGRAM = """\
-import os, pathlib, signal, threading, time
+import os, pathlib, signal, tempfile, threading, time
 from llmwatch.simulation.vllm import FakeVllmServer
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 signal.signal(signal.SIGUSR1, lambda *_: os._exit(1))
-marker = pathlib.Path('/tmp/started-before')
+marker = pathlib.Path(tempfile.gettempdir(), 'started-before')
 if marker.exists():
     time.sleep(float(os.environ['LOAD_SECONDS']))
 marker.touch()
