@@ -128,6 +128,13 @@ class Mixin:
     vllm_error_ratio: Threshold = Threshold(warning=0.01, critical=0.05)  # 5xx share per server
     litellm_error_ratio: Threshold = Threshold(warning=0.01, critical=0.05)  # failed share per proxy
     kv_cache_usage: Threshold = Threshold(warning=0.8, critical=0.95)  # alert at critical, boards show both
+    # A vLLM container that exits with one of these codes was stopped on purpose (0: a clean
+    # shutdown; 143: SIGTERM from `docker stop` / `compose down` ended it) and pages only if it was
+    # OOM-killed; any other code (1: a crash, 137: SIGKILL from the kernel or a stop that timed out)
+    # pages. Restarts by Docker's restart policy page from this many within the window.
+    vllm_clean_exit_codes: tuple[int, ...] = (0, 143)
+    vllm_restart_loop: int = 2
+    vllm_restart_window: str = "15m"
     # Error-ratio and burn-rate alerts stay quiet below this many requests per second over their
     # window (0.05: 15 in 5 minutes, 180 in an hour): with a trickle, one failed or slow request
     # is a large share, and a model with a handful of requests an hour would page.

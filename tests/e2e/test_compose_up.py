@@ -6,6 +6,10 @@ On the engine's "host" (its network namespace) run a simulated LiteLLM proxy, wh
 must scrape through host.docker.internal, and a webhook receiver for the Watchdog. The .env keeps
 the template's COMPOSE_PROFILES (every real exporter) while the command line asks for
 demo, litellm and vllm only: the targets must follow the command line.
+
+A stand-in vLLM container (the exporter image running the simulated vLLM server, found by the vLLM
+exporter through the socket proxy) is then restarted and made to exit with code 1: its model load
+after the restart pages nothing within its start grace, and the exit pages with its exit code.
 """
 
 from __future__ import annotations
@@ -229,8 +233,12 @@ def test_compose_up_as_deployed(engine, tmp_path):
         stack.up()
         timings.this_run["compose up --wait"] = {"seconds": round(time.monotonic() - up_started, 1)}
         check_stack(stack, engine, webhook, real_cadvisor="cadvisor" not in standins)
+        lifecycle_started = time.monotonic()
+        check_vllm_lifecycle(stack, engine, webhook)
+        timings.this_run["vLLM restart and exit"] = {"seconds": round(time.monotonic() - lifecycle_started, 1)}
         check_restart_keeps_data(stack)
     finally:
+        engine.docker("rm", "-f", f"{stack.project}-{VLLM_STANDIN}", check=False)
         stack.run("--profile", "*", "down", "-v", "--remove-orphans", "--timeout", "5", check=False)
         litellm.__exit__(None, None, None)
         webhook.server.shutdown()
@@ -365,3 +373,73 @@ def check_restart_keeps_data(stack: Stack) -> None:
     stack.up()
     again = wait_for("the sample from before the restart", lambda: stack.query('up{job="prometheus"}', at=before), 120)
     assert again[0]["value"][0] == sample[0]["value"][0]
+
+
+VLLM_STANDIN = "vllm-standin"
+# The simulated vLLM server as a container's program: ready at once the first time; after a restart
+# it "loads its model" for LOAD_SECONDS with its port closed, as vLLM does. SIGTERM (docker stop,
+# docker restart) ends it with 0, SIGUSR1 with 1 (a crash). Its file system keeps the marker
+# across restarts.
+VLLM_STANDIN_PROGRAM = """\
+import os, pathlib, signal, tempfile, threading, time
+from llmwatch.simulation.vllm import FakeVllmServer
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+signal.signal(signal.SIGUSR1, lambda *_: os._exit(1))
+marker = pathlib.Path(tempfile.gettempdir(), 'started-before')
+if marker.exists():
+    time.sleep(float(os.environ['LOAD_SECONDS']))
+marker.touch()
+with FakeVllmServer(host='0.0.0.0', port=8000):
+    threading.Event().wait()
+"""
+# Longer than VllmInstanceDown's `for: 1m` plus a 30 s scrape and a 30 s evaluation: without the
+# start grace it would page during the load.
+VLLM_LOAD_SECONDS = 150
+
+
+def check_vllm_lifecycle(stack: Stack, engine: engine_module.PrivateEngine, webhook: Webhook) -> None:
+    """A vLLM container restarted pages nothing while it loads within its grace; an exit with code
+    1 pages, with the exit code, within 2 minutes."""
+    name = f"{stack.project}-{VLLM_STANDIN}"
+    image = json.loads(engine.docker("inspect", f"{stack.project}-vllm-exporter-1").stdout)[0]["Config"]["Image"]
+    engine.docker("run", "-d", "--name", name, "--network", f"{stack.project}_backend",
+                  "--label", "llmwatch.vllm=true", "--label", "llmwatch.vllm.port=8000",
+                  "--env", f"LOAD_SECONDS={VLLM_LOAD_SECONDS}", "--entrypoint", "python", image,
+                  "-c", VLLM_STANDIN_PROGRAM)
+    selector = f'container="{name}"'
+
+    def state() -> str | None:
+        found = stack.query(f"llmwatch_vllm_container_state{{{selector}}} == 1")
+        return found[0]["metric"]["state"] if found else None
+
+    def serving():
+        return state() == "running" and stack.query(f"llmwatch_vllm_up{{{selector}}} == 1")
+
+    wait_for("the stand-in vLLM scraped", serving, 180)
+
+    engine.docker("restart", "-t", "10", name)
+    restarted = time.time()
+    wait_for("the restarted stand-in reported starting", lambda: state() == "starting", 120)
+    wait_for("the stand-in serving again after its load", serving, VLLM_LOAD_SECONDS + 120)
+    window = f"[{int(time.time() - restarted) + 30}s]"
+    alerts = stack.query(f"max_over_time(ALERTS{{{selector}}}{window})")
+    assert alerts == [], f"alerts about the container while it loaded within its grace: {alerts}"
+    paged = [a["labels"]["alertname"] for _, post in webhook.posts for a in post["alerts"]
+             if a["labels"].get("container") == name]
+    assert paged == [], paged
+
+    engine.docker("kill", "--signal", "USR1", name)
+    exited = time.monotonic()
+    wait_for("the stand-in exited with code 1", lambda: json.loads(engine.docker("inspect", name).stdout)[0]["State"]
+             ["ExitCode"] == 1, 30, interval=1)
+
+    def exit_paged():
+        return next((a for path, post in webhook.posts if path == "/alerts" for a in post["alerts"]
+                     if a["labels"]["alertname"] == "VllmContainerExited" and a["labels"].get("container") == name
+                     and a["status"] == "firing"), None)
+    alert = wait_for("VllmContainerExited at the webhook", exit_paged, 120)
+    print(f"e2e: VllmContainerExited reached the webhook {time.monotonic() - exited:.0f} s after the exit")
+    assert alert["labels"]["severity"] == "critical"
+    assert "exited with code 1 " in alert["annotations"]["description"], alert["annotations"]
+    assert alert["annotations"]["logs_url"].startswith("/d/llmwatch-logs/logs?var-container=" + name)
+    engine.docker("rm", "-f", name)  # not part of the project: `compose down` would not remove it

@@ -13,7 +13,7 @@ from pathlib import Path
 from llmwatch.exporters.vllm.collector import VllmExporter, vllm_fetcher
 from llmwatch.upstreams.vllm_discovery import DockerDiscovery, MatchRules, Target, parse_static_targets
 from llmwatch.simulation.vllm import FakeVllmServer, busy_engine
-from tests.fakes.docker_engine import FakeDockerEngine, container, gpus
+from tests.fakes.docker_engine import FakeDockerEngine, container, docker_time, gpus
 from tests.procs import dead_url, render
 from tests.vllm.make_fixtures import FIXTURES, FLEET
 
@@ -98,4 +98,36 @@ def docker_lost(tmp_path: Path) -> str:
                 return render(exporter)
 
 
-SCENARIOS = {"fleet": fleet, "single_v0": single_v0, "docker_fleet": docker_fleet, "docker_lost": docker_lost}
+NOW = 1793527200.0  # 2026-11-01T10:00:00Z, the wall clock of the lifecycle scenario
+
+
+def docker_lifecycle(tmp_path: Path) -> str:
+    """Every state a vLLM container can be in: serving, loading its model within the start grace,
+    not answering after it, killed for memory, stopped on purpose, between two restarts, created,
+    paused. Only the running ones are scraped."""
+    with contextlib.ExitStack() as stack:
+        serving = stack.enter_context(fixture_server("vllm-0.11.0.prom"))
+        loading, hung = dead_url().rsplit(":", 1)[1], dead_url().rsplit(":", 1)[1]
+        hour_ago, minute_ago = docker_time(NOW - 3600), docker_time(NOW - 60)
+        containers = [
+            container("1" * 64, "vllm-serving", ports={8000: serving.port}, started_at=hour_ago),
+            container("2" * 64, "vllm-loading", ports={8000: int(loading)}, started_at=minute_ago),
+            container("3" * 64, "vllm-hung", ports={8000: int(hung)}, started_at=hour_ago),
+            container("4" * 64, "vllm-oom", state="exited", exit_code=137, oom_killed=True,
+                      started_at=hour_ago, finished_at=minute_ago, ports={8000: 1}),
+            container("5" * 64, "vllm-stopped", state="exited", exit_code=0, started_at=hour_ago,
+                      finished_at=minute_ago),
+            container("6" * 64, "vllm-crashing", state="restarting", exit_code=1, restart_count=4,
+                      started_at=minute_ago, finished_at=docker_time(NOW - 5)),
+            container("7" * 64, "vllm-created", state="created"),
+            container("8" * 64, "vllm-paused", state="paused", started_at=hour_ago, ports={8000: 1}),
+            container("9" * 64, "langfuse-db", image="postgres:17.6", state="exited", exit_code=1),
+        ]
+        engine = stack.enter_context(FakeDockerEngine(tmp_path / "docker.sock", containers))
+        discovery = DockerDiscovery(engine.url, 5.0, MatchRules(host_address="127.0.0.1"))
+        with contextlib.closing(make_exporter([], discovery=discovery, wall_clock=lambda: NOW)) as exporter:
+            return render(exporter)
+
+
+SCENARIOS = {"fleet": fleet, "single_v0": single_v0, "docker_fleet": docker_fleet, "docker_lost": docker_lost,
+             "docker_lifecycle": docker_lifecycle}

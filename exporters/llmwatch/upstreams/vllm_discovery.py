@@ -11,7 +11,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -42,6 +42,38 @@ class Target:
     started_at: float | None = None  # unix time the container (re)started
     container_id: str = ""
     probe: bool = True  # False: the container's PROBE_LABEL says so
+
+
+# Docker's container states (Engine API ``ContainerState.Status``), in the order a container
+# lives through them.
+DOCKER_STATES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+
+
+@dataclass(frozen=True)
+class Container:
+    """A vLLM container as Docker describes it, whatever its state.
+
+    Fields are the Engine API's ``ContainerState`` (``Status``, ``ExitCode``, ``OOMKilled``,
+    ``StartedAt``, ``FinishedAt``) and the inspect response's ``RestartCount``. ``target`` is how
+    to reach it, only while it runs (an exited container has no address to scrape).
+    """
+
+    name: str
+    container_id: str
+    state: str  # one of DOCKER_STATES
+    exit_code: int = 0
+    oom_killed: bool = False
+    restart_count: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    target: Target | None = None
+
+    @property
+    def ended(self) -> bool:
+        """The process has exited (its exit code, OOM flag and finish time mean something): Docker
+        keeps them while the container is exited, dead or waiting to be restarted, and resets them
+        when it starts again."""
+        return self.state in ("exited", "dead", "restarting")
 
 
 # ---- static targets ---------------------------------------------------------------------------
@@ -157,7 +189,16 @@ def gpus_of(inspect: Mapping) -> tuple[str, ...]:
 
 
 def started_at(inspect: Mapping) -> float | None:
-    text = ((inspect.get("State") or {}).get("StartedAt") or "").strip()
+    return _docker_time(inspect, "StartedAt")
+
+
+def finished_at(inspect: Mapping) -> float | None:
+    return _docker_time(inspect, "FinishedAt")
+
+
+def _docker_time(inspect: Mapping, key: str) -> float | None:
+    """``State.<key>`` as a unix time; None for Docker's "never" (year 1) and anything unreadable."""
+    text = ((inspect.get("State") or {}).get(key) or "").strip()
     if not text or text.startswith("0001-"):
         return None
     # Docker writes nanoseconds; Python reads at most microseconds.
@@ -199,6 +240,20 @@ def target_url(inspect: Mapping, port: int, rules: MatchRules) -> str | None:
     return None
 
 
+def container_from_inspect(inspect: Mapping, target: Target | None = None) -> Container:
+    """A Container from ``docker inspect`` JSON (``State`` and ``RestartCount``)."""
+    state = inspect.get("State") or {}
+    status = str(state.get("Status") or "").lower()
+    if status not in DOCKER_STATES:  # engines older than API 1.21 have no Status: the booleans
+        status = ("restarting" if state.get("Restarting") else "paused" if state.get("Paused")
+                  else "running" if state.get("Running") else "dead" if state.get("Dead") else "exited")
+    name = str(inspect.get("Name", "")).lstrip("/") or str(inspect.get("Id", ""))[:12]
+    return Container(name=name, container_id=str(inspect.get("Id", "")), state=status,
+                     exit_code=int(state.get("ExitCode") or 0), oom_killed=bool(state.get("OOMKilled")),
+                     restart_count=int(inspect.get("RestartCount") or 0), started_at=started_at(inspect),
+                     finished_at=finished_at(inspect), target=target)
+
+
 def target_from_inspect(inspect: Mapping, rules: MatchRules) -> Target | None:
     """A Target for a running vLLM container, or None when it cannot be reached; RejectedLabel
     when its URL label is not acceptable."""
@@ -218,12 +273,13 @@ def target_from_inspect(inspect: Mapping, rules: MatchRules) -> Target | None:
 
 
 class DockerDiscovery:
-    """Lists running vLLM containers through the Docker Engine API.
+    """Lists vLLM containers through the Docker Engine API, running or not.
 
-    Containers are listed every scrape (one cheap call), so they come and go without a restart.
-    A container is inspected when first seen and again once its inspection is older than
-    ``inspect_seconds`` (a restart keeps the id but changes the start time), so ten containers do
-    not cost ten more calls on every scrape.
+    Containers are listed every scrape (one cheap call, ``all=true`` so an exited or restarting
+    container is reported rather than vanishing), so they come and go without a restart. A
+    container is inspected when first seen, when the list shows it in another state, and again
+    once its inspection is older than ``inspect_seconds`` (a restart keeps the id but changes the
+    start time), so ten containers do not cost ten more calls on every scrape.
     """
 
     def __init__(self, host: str, timeout: float, rules: MatchRules, inspect_seconds: float = 30.0,
@@ -231,8 +287,9 @@ class DockerDiscovery:
         self.host, self.timeout, self.rules = host, timeout, rules
         self.inspect_seconds, self.clock = inspect_seconds, clock
         self._client = None
-        self._inspected: ExpiringMap[str, Target | None] = ExpiringMap(inspect_seconds, clock)  # id -> target
-        self._rejected: set[str] = set()  # running containers whose URL label was rejected (logged once)
+        # id -> (the list's State when inspected, the container)
+        self._inspected: ExpiringMap[str, tuple[str, Container]] = ExpiringMap(inspect_seconds, clock)
+        self._rejected: set[str] = set()  # containers whose URL label was rejected (logged once)
 
     def _api(self):
         if self._client is None:
@@ -242,21 +299,44 @@ class DockerDiscovery:
                             else docker.from_env(timeout=self.timeout))
         return self._client.api
 
-    def targets(self) -> list[Target]:
-        """Raises (docker.errors.DockerException, requests' errors) when the engine cannot be asked."""
+    def containers(self) -> list[Container]:
+        """Every vLLM container in any state, by name. Raises (docker.errors.DockerException,
+        requests' errors) when the engine cannot be asked."""
         api = self._api()
         now = self.clock()
-        summaries = [s for s in api.containers(filters={"status": "running"}) if is_vllm(s, self.rules)]
+        summaries = [s for s in api.containers(all=True) if is_vllm(s, self.rules)]
         found = []
         for summary in summaries:
-            cid = summary["Id"]
-            if not self._inspected.fresh(cid, now):
-                self._inspected.set(cid, self._target(api.inspect_container(cid)), now)
-            if self._inspected[cid] is not None:
-                found.append(self._inspected[cid])
+            cid, listed = summary["Id"], str(summary.get("State", ""))
+            if not self._inspected.fresh(cid, now) or self._inspected[cid][0] != listed:
+                self._inspected.set(cid, (listed, self._container(api.inspect_container(cid))), now)
+            found.append(self._inspected[cid][1])
         self._inspected.keep(s["Id"] for s in summaries)
         self._rejected &= {s["Id"] for s in summaries}
-        return sorted(found, key=lambda t: t.name)
+        return sorted(found, key=lambda c: c.name)
+
+    def refresh(self, container: Container) -> Container:
+        """``container`` inspected again now, whatever the cache says. A restart between two lists
+        shows nothing in the list (running before and after), only a new start time: the vLLM
+        exporter asks this when a server that answered stops answering, so that a restart is seen
+        as a new start (within its grace) rather than as an outage. Raises as :meth:`containers`."""
+        fresh = self._container(self._api().inspect_container(container.container_id))
+        try:
+            listed = self._inspected[container.container_id][0]
+        except KeyError:
+            return fresh
+        self._inspected.set(container.container_id, (listed, fresh))
+        return fresh
+
+    def targets(self) -> list[Target]:
+        """The running containers that can be reached: what there is to scrape or probe."""
+        return [c.target for c in self.containers() if c.state == "running" and c.target is not None]
+
+    def _container(self, inspect: Mapping) -> Container:
+        container = container_from_inspect(inspect)
+        if container.state != "running":  # nothing to reach (a paused one would not answer)
+            return container
+        return replace(container, target=self._target(inspect))
 
     def _target(self, inspect: Mapping) -> Target | None:
         try:

@@ -25,6 +25,8 @@ class VllmSettings(DiscoverySettings):
     health_cache_seconds: float = setting(min=0, max=3600, help="/health cached this long")
     max_body_bytes: int = setting(min=1024, max=1 << 30)
     lora_adapters_limit: int = setting(min=0, max=10000, help="LoRA adapters listed per server at most")
+    start_grace_seconds: float = setting(min=0, max=86400, help="a container started this recently that does "
+                                         "not answer yet is starting, not down")
 
 
 def build(settings: Settings[VllmSettings]):
@@ -36,7 +38,8 @@ def build(settings: Settings[VllmSettings]):
         static_targets=parse_static_targets(vllm.targets), discovery=discovery_from(vllm, settings.docker),
         fetcher=vllm_fetcher(vllm.max_body_bytes), budget=settings.common.scrape_budget_seconds,
         prefixes=tuple(vllm.metric_prefixes), metadata_seconds=vllm.metadata_cache_seconds,
-        health_seconds=vllm.health_cache_seconds, lora_limit=vllm.lora_adapters_limit)
+        health_seconds=vllm.health_cache_seconds, lora_limit=vllm.lora_adapters_limit,
+        start_grace=vllm.start_grace_seconds)
 
 
 SPEC = ExporterSpec(name="vllm", summary="every vLLM server, under vLLM's newest metric names",

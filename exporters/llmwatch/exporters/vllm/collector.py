@@ -20,7 +20,7 @@ from prometheus_client.samples import Sample
 
 from llmwatch.core.logs import WarnOnce
 from llmwatch.core.scrape import ExporterCollector, ScrapeErrors, natural_key, one_in_flight, up_family
-from llmwatch.upstreams.vllm_discovery import DockerDiscovery, Target
+from llmwatch.upstreams.vllm_discovery import DOCKER_STATES, Container, DockerDiscovery, Target
 from llmwatch.exporters.vllm.exposition import ExpositionReader, SeriesText
 from llmwatch.core.fetch import ERRORS as FETCH_ERRORS, Fetcher, Reply
 from llmwatch.exporters.vllm.normalise import RENAMED_MARK, normalise
@@ -33,6 +33,9 @@ ERROR_REASONS = (*TARGET_REASONS, "docker")
 UNKNOWN = "unknown"
 # Ask for the classic text format: OpenMetrics would add exemplars and # EOF.
 ACCEPT = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
+# llmwatch_vllm_container_state: Docker's states, plus "starting" (running, not answering yet,
+# within the start grace), which is what tells a model still loading from a server that is down.
+CONTAINER_STATES = ("created", "starting", *DOCKER_STATES[1:])
 
 
 def vllm_fetcher(max_body_bytes: int = 8 << 20) -> Fetcher:
@@ -70,6 +73,7 @@ class TargetState:
         self.healthy: bool | None = None
         self.health_at = -math.inf
         self.up = False
+        self.answered_start: float | None = None  # the start time it last answered after (None: never)
         self.errors = dict.fromkeys(TARGET_REASONS, 0)
         self.warn = WarnOnce(log)  # once per target and reason, not every 30 s
 
@@ -96,7 +100,8 @@ class TargetResult:
 class VllmExporter:
     def __init__(self, *, static_targets: list[Target], discovery: DockerDiscovery | None, fetcher: Fetcher,
                  budget: float, prefixes: tuple[str, ...] = ("vllm:", "http_"), metadata_seconds: float = 60.0,
-                 health_seconds: float = 10.0, lora_limit: int = 50, clock: Callable[[], float] = time.monotonic):
+                 health_seconds: float = 10.0, lora_limit: int = 50, start_grace: float = 900.0,
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time):
         self.static_targets = static_targets
         self.discovery = discovery
         self.fetcher = fetcher
@@ -105,9 +110,10 @@ class VllmExporter:
         self.metadata_seconds = metadata_seconds
         self.health_seconds = health_seconds
         self.lora_limit = lora_limit
-        self.clock = clock
+        self.start_grace = start_grace
+        self.clock, self.wall_clock = clock, wall_clock
         self.states: dict[tuple[str, str], TargetState] = {}
-        self.last_discovered: list[Target] = []
+        self.last_discovered: list[Container] = []
         self.docker_up: bool | None = None
         # Two Prometheus servers scraping at once take turns: the per-target state (caches,
         # up/down transitions) stays consistent and the upstreams are not asked twice as often.
@@ -122,11 +128,14 @@ class VllmExporter:
     # ---- targets ------------------------------------------------------------------------------
 
     def targets(self, errors: ScrapeErrors) -> list[Target]:
-        """Static targets, then discovered ones; Docker down means the last known containers."""
+        """Static targets, then the running discovered containers; Docker down means the last
+        known containers. Every discovered container, running or not, is kept in ``last_discovered``
+        for its lifecycle series."""
         discovered = []
         if self.discovery is not None:
             try:
-                discovered = self.last_discovered = self.discovery.targets()
+                self.last_discovered = self.discovery.containers()
+                discovered = [c.target for c in self.last_discovered if c.state == "running" and c.target]
                 self.docker_up = True
             except Exception as e:
                 errors.add("docker")
@@ -134,7 +143,7 @@ class VllmExporter:
                     log.warning("Docker discovery failed; scraping the containers found before",
                                 extra={"error": f"{type(e).__name__}: {e}", "containers": len(self.last_discovered)})
                 self.docker_up = False
-                discovered = self.last_discovered
+                discovered = [c.target for c in self.last_discovered if c.state == "running" and c.target]
         targets, names, urls = [], set(), set()
         for target in [*self.static_targets, *discovered]:
             if target.url in urls or target.name in names:
@@ -184,8 +193,32 @@ class VllmExporter:
             pending[id(state)] -= 1
             if not pending[id(state)]:
                 self._read_metrics(results[id(state)], held.pop(id(state)), errors)
+        self._recheck_silent(states, errors)
         ordered = [results[id(s)] for s in states]
         return [*self._merge(ordered, errors), *self._describe(ordered)]
+
+    def _recheck_silent(self, states: list[TargetState], errors: ScrapeErrors) -> None:
+        """Inspect again each container whose server answered since its known start and no longer
+        does: a restart between two scrapes keeps the list unchanged (running before and after), and
+        only a fresh inspection shows the new start time that makes it ``starting``, not down."""
+        if self.discovery is None or not self.docker_up:
+            return
+        silent = {s.target.name for s in states
+                  if s.target.source == "docker" and not s.up and s.answered_start is not None
+                  and s.answered_start == s.target.started_at}
+        for i, container in enumerate(self.last_discovered):
+            if container.name not in silent:
+                continue
+            try:
+                self.last_discovered[i] = fresh = self.discovery.refresh(container)
+            except Exception as e:
+                errors.add("docker")
+                log.warning("Docker inspection failed", extra={"container": container.name,
+                                                               "error": f"{type(e).__name__}: {e}"})
+                return
+            for state in states:
+                if state.target.name == fresh.name and fresh.target is not None:
+                    state.target = fresh.target
 
     def _fail(self, state: TargetState, reason: str, detail: str, errors: ScrapeErrors) -> None:
         state.errors[reason] += 1
@@ -207,6 +240,7 @@ class VllmExporter:
             return
         if problems:
             self._fail(state, "invalid_line", f"{len(problems)} unreadable lines, first: {problems[0]}", errors)
+        state.answered_start = state.target.started_at
         if not state.up:
             state.warn.clear()
             log.info("vLLM target up", extra={"container": state.target.name, "url": state.target.url})
@@ -271,8 +305,6 @@ class VllmExporter:
                                          "max_model_len", "gpus"])
         gpu = GaugeMetricFamily("llmwatch_vllm_container_gpu", "GPU given to the container (an index, a UUID "
                                 "or \"all\", as Docker has it); always 1.", labels=["container", "gpu"])
-        started = GaugeMetricFamily("llmwatch_vllm_container_start_time_seconds",
-                                    "When the container last started, as a unix time.", labels=["container"])
         lora = GaugeMetricFamily("llmwatch_vllm_lora_adapter_info", "A LoRA adapter the server lists in /v1/models "
                                  "and its base model; always 1.", labels=["container", "adapter", "base_model"])
         renamed = GaugeMetricFamily("llmwatch_vllm_renamed_info", "An upstream metric re-exposed under vLLM's "
@@ -295,14 +327,13 @@ class VllmExporter:
                              ",".join(target.gpus)], 1.0)
             for g in target.gpus:
                 gpu.add_metric([name, g], 1.0)
-            if target.started_at is not None:
-                started.add_metric([name], target.started_at)
             adapters = [m for m in state.models if m.get("parent")]
             for adapter in adapters[: self.lora_limit]:
                 lora.add_metric([name, str(adapter["id"]), str(adapter["parent"])], 1.0)
             for old, new in sorted(result.renamed.items()):
                 renamed.add_metric([name, old, new], 1.0)
-        yield from (healthy, duration, samples, target_errors, info, gpu, started, lora, renamed)
+        yield from (healthy, duration, samples, target_errors, info, gpu, lora, renamed)
+        yield from self._lifecycle(states)
         by_source: dict[str, int] = {"static": 0}
         if self.discovery is not None:
             by_source["docker"] = 0
@@ -316,3 +347,58 @@ class VllmExporter:
         for source, count in sorted(by_source.items()):
             targets.add_metric([source], count)
         yield targets
+
+    # ---- container lifecycle ------------------------------------------------------------------
+
+    def container_state(self, container: Container, target: TargetState | None) -> str:
+        """Docker's state, except that a running container which has not answered since it
+        started, and started less than ``start_grace`` ago, is ``starting``: vLLM opens its port
+        only once the model is loaded (minutes for a 70B model), and that is not an outage. A
+        server that answered once and then stops is down at once, grace or not."""
+        if container.state != "running" or target is None or target.up:
+            return container.state
+        if container.started_at is None or target.answered_start == container.started_at:
+            return container.state
+        return "starting" if self.wall_clock() - container.started_at < self.start_grace else container.state
+
+    def _lifecycle(self, states: list[TargetState]) -> Iterable[Metric]:
+        """Every vLLM container Docker knows, running or not, with its state.
+
+        Only running containers are scraped, so only they have ``llmwatch_vllm_up``: an exited
+        container gets no up series rather than up 0. Its state, exit code and OOM flag say why
+        it is gone, and one alert per cause can follow (exited with an error, restart loop, not
+        answering after its grace) without ``VllmInstanceDown`` also paging for a container that
+        was stopped on purpose.
+        """
+        by_name = {s.target.name: s for s in states if s.target.source == "docker"}
+        state = GaugeMetricFamily("llmwatch_vllm_container_state", "1 for the state the vLLM container is in "
+                                  "(Docker's State.Status, and starting: running but not answering yet, "
+                                  "within the start grace), 0 for the others.", labels=["container", "state"])
+        exit_code = GaugeMetricFamily("llmwatch_vllm_container_exit_code", "Docker's State.ExitCode of the "
+                                      "container's last run, while it is exited, dead or restarting.",
+                                      labels=["container"])
+        oom = GaugeMetricFamily("llmwatch_vllm_container_oom_killed", "1 when the kernel killed the container "
+                                "for exceeding its memory limit (Docker's State.OOMKilled), while it is "
+                                "exited, dead or restarting.", labels=["container"])
+        restarts = CounterMetricFamily("llmwatch_vllm_container_restarts", "Times Docker restarted the "
+                                       "container by its restart policy (RestartCount; a manual start resets it).",
+                                       labels=["container"])
+        started = GaugeMetricFamily("llmwatch_vllm_container_start_time_seconds", "When the container last "
+                                    "started (Docker's State.StartedAt), as a unix time.", labels=["container"])
+        finished = GaugeMetricFamily("llmwatch_vllm_container_finish_time_seconds", "When the container's "
+                                     "last run ended (Docker's State.FinishedAt), as a unix time.",
+                                     labels=["container"])
+        for container in self.last_discovered:
+            name = container.name
+            current = self.container_state(container, by_name.get(name))
+            for value in CONTAINER_STATES:
+                state.add_metric([name, value], 1.0 if value == current else 0.0)
+            if container.ended:
+                exit_code.add_metric([name], container.exit_code)
+                oom.add_metric([name], 1.0 if container.oom_killed else 0.0)
+            restarts.add_metric([name], container.restart_count)
+            if container.started_at is not None:
+                started.add_metric([name], container.started_at)
+            if container.finished_at is not None:
+                finished.add_metric([name], container.finished_at)
+        yield from (state, exit_code, oom, restarts, started, finished)

@@ -9,6 +9,18 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
 
 UID = "llmwatch-overview"
 RATE = "[$__rate_interval]"
+# What is down, absent or exited, counted (never sum(up) against a threshold of 1, which stays green
+# with 3 of 4 servers up). "Absent" is a series seen in the board's time range and gone now: a GPU fallen off
+# the bus, a removed container, or every one of them while their exporter cannot be scraped (the
+# "Targets down" tile names that).
+GPUS_NOT_ANSWERING = ("count(llmwatch_gpu_up == 0 or (max_over_time(llmwatch_gpu_up[$__range]) unless llmwatch_gpu_up))"
+                      " or vector(0)")
+VLLM_NOT_SERVING = ("count("
+                    'llmwatch_vllm_up == 0 unless on (container) llmwatch_vllm_container_state{state="starting"} == 1'
+                    ' or on (container) llmwatch_vllm_container_state{state!~"running|starting"} == 1'
+                    " or on (container) (max_over_time(llmwatch_vllm_up[$__range]) unless on (container) llmwatch_vllm_up"
+                    " unless on (container) llmwatch_vllm_container_state)"
+                    ") or vector(0)")
 ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupBy=alertname&alertmanager=alertmanager",
                "targetBlank": False}
 
@@ -26,11 +38,15 @@ def build() -> dict:
         stat("Targets down", "Parts of the stack Prometheus cannot scrape. Bad: above 0 — something is "
              "unwatched.", [prom("count(up == 0) or vector(0)")], "none", thresholds=steps(OK, (BAD, 1)),
              graph=False, links=[system.LINK]),
-        stat("GPUs answering", "GPUs answering NVML out of all GPUs seen. Bad: fewer than installed.",
-             [prom("sum(llmwatch_gpu_up)")], "none", thresholds=steps(BAD, (OK, 1)), graph=False, links=[gpu.LINK]),
-        stat("Model servers up", "vLLM servers answering. Bad: fewer than you run — see the vLLM board.",
-             [prom("sum(llmwatch_vllm_up)")], "none", thresholds=steps(BAD, (OK, 1)), graph=False,
-             links=[vllm.LINK]),
+        stat("GPUs not answering", "GPUs that do not answer NVML now, or that answered in the time range and "
+             "are gone (fallen off the bus, or all of them while the GPU exporter cannot be scraped). "
+             "Bad: above 0.", [prom(GPUS_NOT_ANSWERING)], "none", thresholds=steps(OK, (BAD, 1)), graph=False,
+             links=[gpu.LINK]),
+        stat("vLLM servers down or exited", "vLLM containers that are not serving: not answering (a container "
+             "still loading its model within its start grace does not count), exited (for any reason, stopped on "
+             "purpose too), restarting, paused or created, or seen in the time range and gone (all of them "
+             "while the vLLM exporter cannot be scraped). Bad: above 0 — see the vLLM board.",
+             [prom(VLLM_NOT_SERVING)], "none", thresholds=steps(OK, (BAD, 1)), graph=False, links=[vllm.LINK]),
         stat("LiteLLM", "Whether the proxy answers its liveness probe.", [prom("min(llmwatch_litellm_alive)")],
              "none", thresholds=steps(BAD, (OK, 1)), graph=False, links=[litellm.LINK],
              mappings=value_text({"1": ("up", OK), "0": ("down", BAD)})),

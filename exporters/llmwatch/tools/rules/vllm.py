@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmwatch import mixin
 from llmwatch.mixin import Mixin, fmt, percent, seconds
+from llmwatch.tools.dashboards import logs
 from llmwatch.tools.rules import build
 from llmwatch.tools.rules.build import Group, alert, matching
 
@@ -21,9 +22,12 @@ def groups() -> list[Group]:
     m = mixin.MIXIN
     return [
         Group('llmwatch-vllm', [
-            alert('VllmInstanceDown', 'llmwatch_vllm_up == 0', for_='1m', severity='critical',
-                  summary='A vLLM server does not answer.',
-                  description='vLLM {{ $labels.container }} has not served /metrics for a minute (stopped, crashed, hung or unreachable).'),
+            alert('VllmInstanceDown', 'llmwatch_vllm_up == 0 unless on (container) llmwatch_vllm_container_state{state="starting"} == 1',
+                  for_='1m', severity='critical', summary='A vLLM server does not answer.',
+                  description='vLLM {{ $labels.container }} has not served /metrics for a minute (hung, crashed inside, unreachable, or still not loaded after its start grace).',
+                  comment="Running containers only (an exited one has no up series: VllmContainerExited), and not while\n"
+                          "the exporter reports it starting (loading its model within [vllm] start_grace_seconds)."),
+            *lifecycle_alerts(m),
             alert('VllmEngineUnhealthy', 'llmwatch_vllm_healthy == 0 and on (container) llmwatch_vllm_up == 1', for_='1m', severity='critical',
                   summary='A vLLM server answers but its engine is dead.',
                   description='vLLM {{ $labels.container }} serves /metrics but /health has failed for a minute; requests to it fail.'),
@@ -49,6 +53,42 @@ max by (container, simulated) (
             *error_alerts(m),
         ]),
     ]
+
+
+def lifecycle_alerts(m: Mixin) -> list:
+    """A vLLM container that exited with an error, or that Docker keeps restarting. Neither has an
+    up series to page on (only running containers are scraped), and both page: the model is down."""
+    clean = " and ".join(f"llmwatch_vllm_container_exit_code != {code}" for code in m.vllm_clean_exit_codes)
+    clean_words = " or ".join(str(code) for code in m.vllm_clean_exit_codes)
+    return [
+        with_logs_link(alert("VllmContainerExited", f"""\
+llmwatch_vllm_container_exit_code
+  and on (container) (llmwatch_vllm_container_state{{state=~"exited|dead"}} == 1)
+  and on (container) ({clean} or llmwatch_vllm_container_oom_killed == 1)
+""", for_="", severity="critical", summary="A vLLM container exited with an error.",
+              description="vLLM {{ $labels.container }} exited with code {{ $value }} (137 with the OOM flag: killed "
+                          "for memory) and nothing restarts it; its model is down. Its last log lines: Grafana's "
+                          "Logs board for the container (logs_url).",
+              comment=f"Exit code {clean_words} without the OOM flag is a stop on purpose (a clean shutdown, or\n"
+                      "SIGTERM from docker stop): quiet. The value is the exit code.")),
+        with_logs_link(alert("VllmContainerRestartLooping", f"""\
+increase(llmwatch_vllm_container_restarts_total[{m.vllm_restart_window}]) >= {m.vllm_restart_loop}
+  or max without (state) (llmwatch_vllm_container_state{{state="restarting"}}) == 1
+""", for_="2m", severity="critical", summary="Docker keeps restarting a vLLM container.",
+              description=f"vLLM {{{{ $labels.container }}}} has been restarted by its restart policy at least "
+                          f"{m.vllm_restart_loop} times in {m.vllm_restart_window}, or is waiting to be restarted; "
+                          "it crashes (often while loading its model) and serves nothing.",
+              comment="Each restart brings a new start grace, so a container that crashes while loading is never\n"
+                      "down in VllmInstanceDown's sense: this is what pages for it.")),
+    ]
+
+
+def with_logs_link(rule):
+    """The Logs board filtered on the alert's container, as an annotation: where its last log
+    lines are (a path on Grafana)."""
+    rule.body["annotations"]["logs_url"] = (f"/d/{logs.UID}/logs?var-container={{{{ $labels.container }}}}"
+                                            "&from=now-1h&to=now")
+    return rule
 
 
 def kv_cache_alerts(m: Mixin) -> list:
