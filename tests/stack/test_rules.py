@@ -65,9 +65,9 @@ def test_the_unit_tests_catch_a_changed_threshold(tmp_path):
     shutil.copytree(PROMETHEUS, tmp_path / "prometheus")
     vllm = tmp_path / "prometheus" / "rules" / "vllm.yml"
     text = vllm.read_text()
-    assert text.count("model_name:vllm_time_to_first_token_seconds:p95_5m > 3\n") == 1
-    vllm.write_text(text.replace("model_name:vllm_time_to_first_token_seconds:p95_5m > 3\n",
-                                 "model_name:vllm_time_to_first_token_seconds:p95_5m > 5\n"))
+    assert text.count("model_name:vllm_time_to_first_token_seconds:p95_5m > 3 and") == 1
+    vllm.write_text(text.replace("model_name:vllm_time_to_first_token_seconds:p95_5m > 3 and",
+                                 "model_name:vllm_time_to_first_token_seconds:p95_5m > 5 and"))
     result = promtool("test", "rules", "vllm_test.yml", cwd=tmp_path / "prometheus" / "tests")
     assert result.returncode != 0 and "VllmTtftP95High" in result.stdout + result.stderr
 
