@@ -153,7 +153,7 @@ tests:
             exp_annotations:
               summary: Time to first token is above 1.5 s at the 95th percentile.
               description: Model small has a TTFT p95 of 2s over 5 minutes (warning above 1.5 s; its SLO is 1 s).
-              runbook_url: docs/runbooks.md#vllmttftp95high
+              runbook_url: /consoles/runbooks.html#vllmttftp95high
 """
 
 

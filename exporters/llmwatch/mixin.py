@@ -42,6 +42,10 @@ TOKEN_SLOS = ("ttft_p95_seconds", "tpot_p95_seconds")
 # embedding or rerank model's counter stays at 0 (or is absent).
 GENERATIVE = "max by (model_name, simulated) (vllm:generation_tokens_total) > 0"
 
+# Where Prometheus serves the runbooks (docs/runbooks.md as a console page, --web.console.templates):
+# every alert's runbook_url, and the notifications' runbook links, point there.
+RUNBOOKS_PAGE = "consoles/runbooks.html"
+
 # Log levels as Alloy writes the level label whatever the program wrote (config/alloy/config.alloy:
 # error, err, Error -> ERROR; fatal, crit -> CRITICAL; warn -> WARNING), and the ones counted as errors.
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

@@ -183,16 +183,25 @@ RUNBOOK_DATA = {"receiver": "critical", "status": "firing", "alerts": [
     "commonAnnotations": {}, "externalURL": "http://gpu-host:23003"}
 
 
-@pytest.mark.parametrize("runbook_url, link", [
-    ("https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md",
+SERVED = "http://gpu-host:23001/consoles/runbooks.html#gpulost"  # as Prometheus expands a rule's runbook_url
+
+
+@pytest.mark.parametrize("runbook_url, annotation, link", [
+    ("https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md", "docs/runbooks.md#gpulost",
      "Runbook: https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md#gpulost\n"),
-    ("", "Runbook: docs/runbooks.md#gpulost (in the llmwatch repository)\n"),
+    ("https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md", SERVED,
+     "Runbook: https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md#gpulost\n"),
+    # without it: the page Prometheus serves, as its alerts carry it, and for Loki's alerts too
+    ("", SERVED, f"Runbook: {SERVED}\n"),
+    ("", "docs/runbooks.md#gpulost", "Runbook: http://gpu-host:23001/consoles/runbooks.html#gpulost\n"),
 ])
-def test_notifications_link_the_runbook_at_llmwatch_runbook_url(tmp_path, runbook_url, link):
-    result = stack_config(tmp_path, BASE | {"LLMWATCH_RUNBOOK_URL": runbook_url})
+def test_notifications_link_the_runbook_at_llmwatch_runbook_url(tmp_path, runbook_url, annotation, link):
+    result = stack_config(tmp_path, BASE | {"LLMWATCH_RUNBOOK_URL": runbook_url, "LLMWATCH_EXTERNAL_HOST": "gpu-host"})
     assert result.returncode == 0, result.stderr
     data = tmp_path / "data.json"
-    data.write_text(json.dumps(RUNBOOK_DATA))
+    alert = {**RUNBOOK_DATA["alerts"][0], "annotations": {**RUNBOOK_DATA["alerts"][0]["annotations"],
+                                                          "runbook_url": annotation}}
+    data.write_text(json.dumps({**RUNBOOK_DATA, "alerts": [alert]}))
     rendered = amtool("template", "render", f"--template.glob={tmp_path}/alertmanager/templates/*.tmpl",
                       f"--template.data={data}", '--template.text={{ template "llmwatch.text" . }}')
     assert rendered.returncode == 0, rendered.stderr

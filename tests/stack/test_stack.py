@@ -11,7 +11,7 @@ import yaml
 
 from tests.conftest import require_binary
 from tests.procs import REPO, wait_until
-from tests.stack.stack import NOT_RUNNABLE_HERE, Stack
+from tests.stack.stack import EXTERNAL_URL, NOT_RUNNABLE_HERE, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +130,7 @@ def test_a_killed_vllm_instance_pages_through_alertmanager(stack):
     post = stack.webhook.wait_for("/alerts", is_down, 150)
     alert = next(a for a in post["alerts"] if a["labels"]["alertname"] == "VllmInstanceDown")
     assert alert["labels"]["severity"] == "critical"
-    assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#vllminstancedown"
+    assert alert["annotations"]["runbook_url"] == f"{EXTERNAL_URL}/consoles/runbooks.html#vllminstancedown"
     # the other server is still up, and its series are still there
     up = {r["metric"]["container"]: r["value"][1] for r in stack.query("llmwatch_vllm_up")}
     assert up == {"vllm-llama-3.1-70b": "1", "vllm-qwen3-32b": "0"}
