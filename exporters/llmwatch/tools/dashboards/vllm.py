@@ -27,7 +27,8 @@ def distribution(metric: str) -> str:
 
 def build() -> dict:
     ttft, ttft_words = limits.ttft()
-    itl, itl_words = limits.inter_token()
+    ttft_slo = limits.slo_lines("ttft_p95_seconds", 'model_name=~"$model"')
+    itl_slo = limits.slo_lines("tpot_p95_seconds", 'model_name=~"$model"')
     kv, kv_words = limits.kv_cache()
     errors, error_words = limits.error_ratio("vllm")
     panels = [
@@ -77,12 +78,12 @@ def build() -> dict:
                          "{{container}}")], "none", thresholds=steps(OK, (WARN, 1)), bars=True, links=LOGS),
 
         row("Latency"),
-        timeseries("Time to first token", "p50/p95/p99 per model: queueing plus prefill. Dashed lines: "
-                   f"{ttft_words}.", quantiles("vllm:time_to_first_token_seconds"),
-                   "s", thresholds=ttft, threshold_lines=True, w=8),
+        timeseries("Time to first token", "p50/p95/p99 per model: queueing plus prefill. Dashed: "
+                   f"{ttft_slo[2]}.", quantiles("vllm:time_to_first_token_seconds") + [ttft_slo[0]],
+                   "s", overrides=[ttft_slo[1]], w=8),
         timeseries("Inter-token latency", "p50/p95/p99 per model: time between output chunks, what a reader "
-                   f"of a streamed answer feels. Dashed lines: {itl_words}.",
-                   quantiles("vllm:inter_token_latency_seconds"), "s", thresholds=itl, threshold_lines=True, w=8),
+                   f"of a streamed answer feels. Dashed: {itl_slo[2]}.",
+                   quantiles("vllm:inter_token_latency_seconds") + [itl_slo[0]], "s", overrides=[itl_slo[1]], w=8),
         timeseries("End-to-end latency", "p50/p95/p99 per model, inside the server (queue + prefill + "
                    "decode). Bad: rising while lengths stay the same.", quantiles("vllm:e2e_request_latency_seconds"),
                    "s", w=8),

@@ -78,6 +78,7 @@ sum(llmwatch_insights_heartbeat_min_bpm)
         ]),
         Group('llmwatch-insights-slo', [
             *slo_met_rules(m),
+            *slo_target_rules(m),
             record('model_name:llmwatch_goodput:ratio_rate5m', 'model_name:vllm_ttft_slo_met:ratio_rate5m * on (model_name, simulated) model_name:vllm_tpot_slo_met:ratio_rate5m', comment="Goodput: the share of requests meeting both latency SLOs. vLLM's histograms do not pair a\nrequest's TTFT with its TPOT, so the two shares are multiplied (as if independent)."),
             record('model_name:llmwatch_goodput_requests:rate5m', 'model_name:llmwatch_goodput:ratio_rate5m * on (model_name, simulated) sum by (model_name, simulated) (rate(vllm:e2e_request_latency_seconds_count[5m]))'),
         ]),
@@ -122,6 +123,24 @@ def slo_met_rules(m: Mixin) -> list:
                 f"  / (sum by (model_name, simulated) (rate({histogram}_count{_with(matcher)}[5m])) > 0)\n"
                 + _gated(gate)),
                 comment="Share of requests within the SLO bound, per model (5 m): the bucket at the bound / count."
+                if i == 0 and attribute == "ttft_p95_seconds" else ""))
+    return rules
+
+
+SLO_TARGETS = {"ttft_p95_seconds": "model_name:llmwatch_slo_ttft_p95_seconds:target",
+               "tpot_p95_seconds": "model_name:llmwatch_slo_tpot_p95_seconds:target"}
+
+
+def slo_target_rules(m: Mixin) -> list:
+    """Each served model's own latency SLO as a series (mixin.py: its override, else the default for
+    a model that generates tokens; none without an SLO), for the boards to draw beside its latency."""
+    rules = []
+    for attribute, name in SLO_TARGETS.items():
+        for i, (matcher, value, gate) in enumerate(m.slo.groups(attribute)):
+            rules.append(record(name, (
+                f"0 * max by (model_name, simulated) (vllm:num_requests_running{_with(matcher)}) + {fmt(value)}\n"
+                + _gated(gate)),
+                comment="Each served model's own latency SLOs, as the boards draw them beside its percentiles."
                 if i == 0 and attribute == "ttft_p95_seconds" else ""))
     return rules
 
