@@ -20,11 +20,13 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import yaml
 
-from llmwatch.exporters.vllm.collector import VllmExporter, vllm_fetcher
+from llmwatch.core.fetch import Fetcher
+from llmwatch.exporters.vllm.collector import ACCEPT, VllmExporter
 from llmwatch.simulation import demo
 from llmwatch.simulation.demo.engine import LiveEngine
 from llmwatch.simulation.vllm import Engine, FakeVllmServer
@@ -36,14 +38,31 @@ pytestmark = pytest.mark.integration  # promtool
 
 RULES = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "rules"
 SCRAPE = 30.0  # seconds, as prometheus.yml scrapes
-# Longer than every covered alert's `for` (15 m at most) and the fast burn rates' hour window.
-MINUTES = 65
+# Two hours: eight times the longest `for` of the covered alerts (15 m) and twice the fast burn
+# rates' hour window (the slow burns' 6-hour window sees these two hours).
+MINUTES = 120
 # Enough for the TTFT alert at the breach load: its 5-minute window and 10-minute `for`.
 BREACH_MINUTES = 25
 # what Prometheus adds to the demo's vLLM exporter's series (stack-config's demo targets)
 TARGET_LABELS = 'instance="demo-vllm-exporter:9902",job="llmwatch-vllm",simulated="true"'
 # the series the rules read from the vLLM exporter (its scrape statistics are left out)
 KEEP = ("vllm:", "http_requests_total", "llmwatch_vllm_")
+
+
+class InProcessFetcher(Fetcher):
+    """The vLLM exporter's fetcher, answered by a simulated server's own handler without a socket:
+    the exporter does all it does on a scrape, hundreds of times in a few seconds."""
+
+    def __init__(self, server: FakeVllmServer):
+        self.server = server
+        super().__init__("vllm", {"Accept": ACCEPT}, 8 << 20)
+
+    async def _make_client(self, headers: dict[str, str]) -> httpx.AsyncClient:
+        def answer(request: httpx.Request) -> httpx.Response:
+            status, content_type, body = self.server.answer(request.url.raw_path.decode(), dict(request.headers))
+            return httpx.Response(status, headers={"Content-Type": content_type}, content=body)
+
+        return httpx.AsyncClient(headers=headers, transport=httpx.MockTransport(answer))
 
 
 def arrivals(load: float, seconds: float) -> list[list[tuple[float, int, int]]]:
@@ -66,9 +85,10 @@ def record(load: float, minutes: int) -> dict[str, list[float | None]]:
         engine = Engine(model_name=spec.model, root=spec.root, started=0.0)
         live = LiveEngine(engine, spec.cluster, slots=spec.slots)
         now = [0.0]
-        with FakeVllmServer(spec.version, [engine]) as server, contextlib.closing(VllmExporter(
-                static_targets=parse_static_targets([{"name": spec.container, "url": server.url}]),
-                discovery=None, fetcher=vllm_fetcher(), budget=5.0, clock=lambda: now[0])) as exporter:
+        server = FakeVllmServer(spec.version, [engine])  # answers in-process, never started
+        with contextlib.closing(server), contextlib.closing(VllmExporter(
+                static_targets=parse_static_targets([{"name": spec.container, "url": f"http://{spec.container}:8000"}]),
+                discovery=None, fetcher=InProcessFetcher(server), budget=5.0, clock=lambda: now[0])) as exporter:
 
             def scrape(t: float) -> None:
                 now[0] = t

@@ -81,13 +81,14 @@ class ContinuousBatch:
         return self.step_seconds(len(self.running), admitted) if self.running else 0.0
 
     def end(self, now: float) -> list[Request]:
-        finished = []
-        for request in self.running:
-            if not request.done:
-                request.token_times.append(now)
-                if request.done:
-                    finished.append(request)
-        self.running = [r for r in self.running if not r.done]
+        finished, running = [], []
+        for request in self.running:  # one pass: hours of simulated demo step through here
+            times = request.token_times
+            if request.aborted or len(times) >= request.output:
+                continue
+            times.append(now)
+            (finished if len(times) >= request.output else running).append(request)
+        self.running = running
         return finished
 
 
