@@ -46,12 +46,14 @@ def test_changing_the_default_slo_changes_rules_and_boards_and_the_files_go_stal
     changed = {name for name in before_rules if before_rules[name] != after_rules[name]}
     assert changed == {"vllm.yml", "insights.yml", "probe.yml"}
     warning, critical = alerts(after_rules, "VllmTtftP95High")
-    assert warning["expr"].endswith("> 3.75") and critical["expr"].endswith("> 7.5")
+    assert " > 3.75 and on " in warning["expr"] and " > 7.5 and on " in critical["expr"]
     assert all('le=~"2\\\\.5"' in r["expr"] for r in records(after_rules, "model_name:llmwatch_slo_ttft_burn_rate:1h"))
     assert [a["expr"].split()[-1] for a in alerts(after_rules, "ProbeTtftAboveSlo")] == ["2.5"]
     changed_boards = {name for name in before_boards if before_boards[name] != after_boards[name]}
-    assert {"llmwatch/vllm.json", "llmwatch/overview.json"} <= changed_boards
-    assert "7.5 s critical" in after_boards["llmwatch/overview.json"]
+    assert "llmwatch/vllm.json" in changed_boards and "7.5 s critical" in after_boards["llmwatch/vllm.json"]
+    # per-model panels draw each model's SLO from the recording rule the rules changed with it
+    assert "llmwatch/overview.json" not in changed_boards
+    assert "model_name:llmwatch_slo_ttft_p95_seconds:target" in after_boards["llmwatch/overview.json"]
 
     assert rules_cli.main(["--check"]) == 1
     assert dashboards_cli.main(["--check"]) == 1
@@ -68,8 +70,10 @@ def test_a_model_override_gets_its_own_rules_and_the_default_excludes_it(monkeyp
     assert ttft == [
         'model_name:vllm_time_to_first_token_seconds:p95_5m{model_name="Qwen/Qwen3-32B"} > 3.75',
         'model_name:vllm_time_to_first_token_seconds:p95_5m{model_name="Qwen/Qwen3-32B"} > 7.5',
-        'model_name:vllm_time_to_first_token_seconds:p95_5m{model_name!~"Qwen/Qwen3-32B|BAAI/bge-m3"} > 1.5',
-        'model_name:vllm_time_to_first_token_seconds:p95_5m{model_name!~"Qwen/Qwen3-32B|BAAI/bge-m3"} > 3',
+        'model_name:vllm_time_to_first_token_seconds:p95_5m{model_name!~"Qwen/Qwen3-32B|BAAI/bge-m3"} > 1.5'
+        f' and on (model_name, simulated) ({mixin.GENERATIVE})',
+        'model_name:vllm_time_to_first_token_seconds:p95_5m{model_name!~"Qwen/Qwen3-32B|BAAI/bge-m3"} > 3'
+        f' and on (model_name, simulated) ({mixin.GENERATIVE})',
     ]
     # the embedding model has no latency SLO: no TPOT alert names it, the default excludes it
     tpot = [a["expr"] for a in alerts(rendered, "VllmTpotP95High")]
@@ -139,6 +143,10 @@ tests:
         values: '2x30'
       - series: 'model_name:vllm_time_to_first_token_seconds:p95_5m{{model_name="embed"}}'
         values: '9x30'
+      - series: 'vllm:generation_tokens_total{{model_name="small"}}'
+        values: '0+100x30'
+      - series: 'vllm:generation_tokens_total{{model_name="embed"}}'
+        values: '0x30'
     alert_rule_test:
       - eval_time: 20m
         alertname: VllmTtftP95High
@@ -147,7 +155,7 @@ tests:
             exp_annotations:
               summary: Time to first token is above 1.5 s at the 95th percentile.
               description: Model small has a TTFT p95 of 2s over 5 minutes (warning above 1.5 s; its SLO is 1 s).
-              runbook_url: docs/runbooks.md#vllmttftp95high
+              runbook_url: /consoles/runbooks.html#vllmttftp95high
 """
 
 
@@ -160,6 +168,52 @@ def test_promtool_an_overridden_model_alerts_at_its_own_bound(monkeypatch, tmp_p
     monkeypatch.setattr(mixin, "MIXIN", m)
     (tmp_path / "vllm.yml").write_text(rules.render()["vllm.yml"])
     (tmp_path / "test.yml").write_text(OVERRIDE_TEST.format(rules="vllm.yml"))
+    result = subprocess.run([promtool, "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+
+GENERATIVE_TEST = """
+rule_files: [vllm.yml, insights.yml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      # an embedding model that generates no tokens, with slow "first tokens" (5-10 s)
+      - series: 'vllm:generation_tokens_total{model_name="embed"}'
+        values: '0x70'
+      - series: 'model_name:vllm_time_to_first_token_seconds:p95_5m{model_name="embed"}'
+        values: '9x70'
+      - series: 'vllm:time_to_first_token_seconds_bucket{model_name="embed", le="1.0"}'
+        values: '0x70'
+      - series: 'vllm:time_to_first_token_seconds_bucket{model_name="embed", le="+Inf"}'
+        values: '0+60x70'
+      - series: 'vllm:time_to_first_token_seconds_count{model_name="embed"}'
+        values: '0+60x70'
+    promql_expr_test:
+      - expr: count by (alertname, severity) (ALERTS{alertstate="firing", model_name="embed"})
+        eval_time: 70m
+        exp_samples: %s
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("override", [False, True], ids=["default", "override"])
+def test_promtool_an_embedding_model_has_no_token_slo_unless_an_override_gives_it_one(monkeypatch, tmp_path, override):
+    """The default TTFT SLO covers models that generate tokens (mixin.GENERATIVE): an embedding
+    model's slow "TTFT" samples stay quiet; an override naming it makes them count."""
+    promtool = require_binary("promtool")
+    m = MIXIN.with_slo("embed", ttft_p95_seconds=1.0) if override else MIXIN
+    monkeypatch.setattr(mixin, "MIXIN", m)
+    rendered = rules.render()
+    for name in ("vllm.yml", "insights.yml"):
+        (tmp_path / name).write_text(rendered[name])
+    firing = [("TtftSloFastBurn", "critical"), ("TtftSloSlowBurn", "warning"), ("VllmTtftP95High", "critical"),
+              ("VllmTtftP95High", "warning")]
+    samples = "".join(f"\n          - labels: '{{alertname=\"{a}\", severity=\"{s}\"}}'\n            value: 1"
+                      for a, s in firing) if override else " []"
+    (tmp_path / "test.yml").write_text(GENERATIVE_TEST % samples)
     result = subprocess.run([promtool, "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

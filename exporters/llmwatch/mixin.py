@@ -11,6 +11,15 @@ SLOs are per model: :data:`MIXIN.slo` holds a default and overrides by vLLM's ``
 A latency SLO is read from the histogram bucket at its bound, so the bound must be one of the
 bucket bounds every vLLM version has (:data:`VLLM_TTFT_BOUNDS`, :data:`VLLM_ITL_BOUNDS`);
 ``None`` means the model has no such SLO (an embedding model has no time per output token).
+
+The token SLOs (:data:`TOKEN_SLOS`: TTFT and time per output token) of the *default* apply only
+to models that generate tokens, those whose vLLM counter ``vllm:generation_tokens_total`` is
+above 0 (:data:`GENERATIVE`). An embedding or rerank model generates none, so it gets no TTFT or
+TPOT alert, burn rate or SLO line unless an override names it: a model in ``overrides`` states
+all its SLOs, and its token SLOs count whether it generates tokens or not. The gate is read from
+vLLM itself rather than from a list of model kinds here, so a new embedding model needs no
+config to stay quiet, and a chat model needs none to be watched. (The probe's TTFT alert has no
+gate: the probe streams completions only to models that serve them.)
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import NamedTuple
 
 # Bucket bounds of vLLM's TTFT and inter-token latency histograms present in every version
 # llmwatch supports (0.5 to the newest: newer versions only add larger bounds).
@@ -26,6 +36,15 @@ VLLM_TTFT_BOUNDS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 
 VLLM_ITL_BOUNDS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 
 DEFAULT_MODEL = "default"  # the model_name under which the default SLO is served
+# SLOs on tokens, which the default sets only for models that generate them (module docstring).
+TOKEN_SLOS = ("ttft_p95_seconds", "tpot_p95_seconds")
+# The models that generate tokens, by model_name: vLLM counts every output token, and an
+# embedding or rerank model's counter stays at 0 (or is absent).
+GENERATIVE = "max by (model_name, simulated) (vllm:generation_tokens_total) > 0"
+
+# Where Prometheus serves the runbooks (docs/runbooks.md as a console page, --web.console.templates):
+# every alert's runbook_url, and the notifications' runbook links, point there.
+RUNBOOKS_PAGE = "consoles/runbooks.html"
 
 # Log levels as Alloy writes the level label whatever the program wrote (config/alloy/config.alloy:
 # error, err, Error -> ERROR; fatal, crit -> CRITICAL; warn -> WARNING), and the ones counted as errors.
@@ -61,6 +80,16 @@ class Slo:
                 raise MixinError(f"{where}.{key} = {value!r} must be between 0 and 1")
 
 
+class SloGroup(NamedTuple):
+    """Models that share one SLO value: a label matcher (empty: all models), the value, and
+    ``gate``: an ``and on (...)`` clause to append to the PromQL that compares against it (empty,
+    or :data:`GENERATIVE` for the default's token SLOs)."""
+
+    matcher: str
+    value: float
+    gate: str = ""
+
+
 @dataclass(frozen=True)
 class Slos:
     """The default SLO and the models that differ from it."""
@@ -82,15 +111,19 @@ class Slos:
         """``default`` first, then each override: what the insights exporter serves."""
         return {DEFAULT_MODEL: self.default, **self.overrides}
 
-    def groups(self, attribute: str, label: str = "model_name") -> list[tuple[str, float]]:
-        """(label matcher, value) pairs covering every model exactly once for one SLO attribute:
-        one per override that sets it, then the default for all other models (an empty matcher
-        when there are no overrides). Models whose value is None get no pair: no SLO, no alert."""
-        pairs = [(f'{label}="{m}"', getattr(s, attribute)) for m, s in self.overrides.items()
+    def groups(self, attribute: str, label: str = "model_name") -> list[SloGroup]:
+        """Groups covering every model exactly once for one SLO attribute: one per override that
+        sets it, then the default for all other models (an empty matcher when there are no
+        overrides). Models whose value is None get no group: no SLO, no alert. The default's
+        token SLOs are gated to models that generate tokens (module docstring) where the series
+        carry vLLM's ``model_name``; the probe's ``model`` label is no vLLM model name."""
+        pairs = [SloGroup(f'{label}="{m}"', getattr(s, attribute)) for m, s in self.overrides.items()
                  if getattr(s, attribute) is not None]
         others = "|".join(promql_regex(m) for m in self.overrides)
         if getattr(self.default, attribute) is not None:
-            pairs.append((f'{label}!~"{others}"' if others else "", getattr(self.default, attribute)))
+            gate = (f" and on (model_name, simulated) ({GENERATIVE})"
+                    if attribute in TOKEN_SLOS and label == "model_name" else "")
+            pairs.append(SloGroup(f'{label}!~"{others}"' if others else "", getattr(self.default, attribute), gate))
         return pairs
 
 

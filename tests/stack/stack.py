@@ -44,6 +44,8 @@ from tests.procs import REPO, SIMULATED_GPU, Process, exporter, free_port, wait_
 
 NOT_RUNNABLE_HERE = {"loki", "alloy", "grafana"}
 PASSWORD = "stack-test-password-42"
+# Prometheus' address as a browser would use it: alerts' runbook_url is built on it
+EXTERNAL_URL = "http://prometheus.example:23001"
 MASTER_KEY = "sk-master"
 
 
@@ -202,7 +204,9 @@ class Stack:
             binary("prometheus"), f"--config.file={prometheus_dir / 'prometheus.yml'}",
             f"--storage.tsdb.path={self.tmp / 'prometheus-data'}", "--storage.tsdb.retention.time=30d",
             f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-            f"--web.config.file={prometheus_dir / 'stack' / 'web.yml'}"],
+            f"--web.config.file={prometheus_dir / 'stack' / 'web.yml'}",
+            f"--web.console.templates={REPO / 'config' / 'prometheus' / 'consoles'}",
+            f"--web.external-url={EXTERNAL_URL}"],
             log("prometheus")))
         self.prometheus_url = f"http://127.0.0.1:{ports['prometheus']}"
         self.alertmanager_url = f"http://127.0.0.1:{ports['alertmanager']}"

@@ -183,20 +183,62 @@ RUNBOOK_DATA = {"receiver": "critical", "status": "firing", "alerts": [
     "commonAnnotations": {}, "externalURL": "http://gpu-host:23003"}
 
 
-@pytest.mark.parametrize("runbook_url, link", [
-    ("https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md",
+SERVED = "http://gpu-host:23001/consoles/runbooks.html#gpulost"  # as Prometheus expands a rule's runbook_url
+
+
+@pytest.mark.parametrize("runbook_url, annotation, link", [
+    ("https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md", "docs/runbooks.md#gpulost",
      "Runbook: https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md#gpulost\n"),
-    ("", "Runbook: docs/runbooks.md#gpulost (in the llmwatch repository)\n"),
+    ("https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md", SERVED,
+     "Runbook: https://git.example.com/acme/llmwatch/blob/main/docs/runbooks.md#gpulost\n"),
+    # without it: the page Prometheus serves, as its alerts carry it, and for Loki's alerts too
+    ("", SERVED, f"Runbook: {SERVED}\n"),
+    ("", "docs/runbooks.md#gpulost", "Runbook: http://gpu-host:23001/consoles/runbooks.html#gpulost\n"),
 ])
-def test_notifications_link_the_runbook_at_llmwatch_runbook_url(tmp_path, runbook_url, link):
-    result = stack_config(tmp_path, BASE | {"LLMWATCH_RUNBOOK_URL": runbook_url})
+def test_notifications_link_the_runbook_at_llmwatch_runbook_url(tmp_path, runbook_url, annotation, link):
+    result = stack_config(tmp_path, BASE | {"LLMWATCH_RUNBOOK_URL": runbook_url, "LLMWATCH_EXTERNAL_HOST": "gpu-host"})
     assert result.returncode == 0, result.stderr
     data = tmp_path / "data.json"
-    data.write_text(json.dumps(RUNBOOK_DATA))
+    alert = {**RUNBOOK_DATA["alerts"][0], "annotations": {**RUNBOOK_DATA["alerts"][0]["annotations"],
+                                                          "runbook_url": annotation}}
+    data.write_text(json.dumps({**RUNBOOK_DATA, "alerts": [alert]}))
     rendered = amtool("template", "render", f"--template.glob={tmp_path}/alertmanager/templates/*.tmpl",
                       f"--template.data={data}", '--template.text={{ template "llmwatch.text" . }}')
     assert rendered.returncode == 0, rendered.stderr
     assert link in rendered.stdout
+
+
+CONTAINER_DATA = {**RUNBOOK_DATA, "alerts": [{
+    **RUNBOOK_DATA["alerts"][0], "labels": {"alertname": "VllmEngineUnhealthy", "severity": "critical",
+                                            "container": "vllm-llama 70b"}}]}
+
+
+@pytest.mark.parametrize("env, board, logs", [
+    ({"LLMWATCH_EXTERNAL_HOST": "gpu-host", "GRAFANA_PORT": "3000"}, "Board: http://gpu-host:3000/d/llmwatch-vllm\n",
+     "Logs: http://gpu-host:3000/d/llmwatch-logs?var-container=vllm-llama+70b\n"),
+    ({"GRAFANA_EXTERNAL_URL": "https://grafana.example.com/", "LLMWATCH_EXTERNAL_HOST": "gpu-host"},
+     "Board: https://grafana.example.com/d/llmwatch-vllm\n",
+     "Logs: https://grafana.example.com/d/llmwatch-logs?var-container=vllm-llama+70b\n"),
+])
+def test_notifications_link_the_alerts_board_and_its_containers_logs_in_grafana(tmp_path, env, board, logs):
+    result = stack_config(tmp_path, BASE | env)
+    assert result.returncode == 0, result.stderr
+    texts = {}
+    for name, data in (("container", CONTAINER_DATA), ("gpu", RUNBOOK_DATA)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(data))
+        rendered = amtool("template", "render", f"--template.glob={tmp_path}/alertmanager/templates/*.tmpl",
+                          f"--template.data={path}", '--template.text={{ template "llmwatch.text" . }}')
+        assert rendered.returncode == 0, rendered.stderr
+        texts[name] = rendered.stdout
+    assert board in texts["container"] and logs in texts["container"]
+    assert board.replace("llmwatch-vllm", "llmwatch-gpu") in texts["gpu"] and "Logs:" not in texts["gpu"]
+
+
+def test_the_committed_templates_render_without_grafanas_address():
+    data = ALERTMANAGER / "templates"
+    rendered = amtool("template", "render", f"--template.glob={data}/*.tmpl", '--template.text={{ template "llmwatch.board" . }}')
+    assert rendered.returncode == 0 and rendered.stdout.strip() == "", rendered.stdout + rendered.stderr
 
 
 def test_alertmanager_gets_the_same_basic_auth_as_prometheus(tmp_path):

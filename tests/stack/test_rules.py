@@ -65,9 +65,9 @@ def test_the_unit_tests_catch_a_changed_threshold(tmp_path):
     shutil.copytree(PROMETHEUS, tmp_path / "prometheus")
     vllm = tmp_path / "prometheus" / "rules" / "vllm.yml"
     text = vllm.read_text()
-    assert text.count("model_name:vllm_time_to_first_token_seconds:p95_5m > 3\n") == 1
-    vllm.write_text(text.replace("model_name:vllm_time_to_first_token_seconds:p95_5m > 3\n",
-                                 "model_name:vllm_time_to_first_token_seconds:p95_5m > 5\n"))
+    assert text.count("model_name:vllm_time_to_first_token_seconds:p95_5m > 3 and") == 1
+    vllm.write_text(text.replace("model_name:vllm_time_to_first_token_seconds:p95_5m > 3 and",
+                                 "model_name:vllm_time_to_first_token_seconds:p95_5m > 5 and"))
     result = promtool("test", "rules", "vllm_test.yml", cwd=tmp_path / "prometheus" / "tests")
     assert result.returncode != 0 and "VllmTtftP95High" in result.stdout + result.stderr
 
@@ -85,7 +85,9 @@ def test_every_alert_has_severity_summary_description_and_runbook():
         assert summary[:1].isupper() and summary.endswith(".") and "{{" not in summary, \
             f"{name}: summary is one static sentence"
         assert "{{" in notes.get("description", "") or name == "Watchdog", f"{name}: description says which thing"
-        assert notes.get("runbook_url") == f"docs/runbooks.md#{name.lower()}", name
+        served = rule in rules("alert")  # Prometheus' alerts: the page it serves; Loki's: the file
+        assert notes.get("runbook_url") == (f"{{{{ $externalURL }}}}/consoles/runbooks.html#{name.lower()}" if served
+                                            else f"docs/runbooks.md#{name.lower()}"), name
         assert name.lower() in anchors, f"{name}: no '## {name}' section in docs/runbooks.md"
 
 
@@ -169,3 +171,25 @@ def test_grafana_datasource_interval_matches_the_scrape_interval():
     assert by_uid["alertmanager"]["secureJsonData"] == by_uid["prometheus"]["secureJsonData"]
     assert by_uid["loki"]["url"] == "http://loki:23002"
     assert by_uid["alertmanager"]["url"] == "http://alertmanager:23003"
+
+
+def test_prometheus_serves_the_runbooks_page_every_alert_links(tmp_path):
+    """The console page at Prometheus' external URL: every alert's anchor, docker's --format strings
+    printed as written (Prometheus runs the page as a Go template)."""
+    from tests.procs import Process, free_port, wait_until
+    import httpx
+
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text("global: {}\n")
+    with Process([require_binary("prometheus"), f"--config.file={tmp_path / 'prometheus.yml'}",
+                  f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                  f"--web.console.templates={PROMETHEUS / 'consoles'}",
+                  f"--web.external-url=http://prometheus.example:{port}/"], tmp_path / "prometheus.log"):
+        url = f"http://127.0.0.1:{port}/consoles/runbooks.html"
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200, 30,
+                   "Prometheus ready")
+        page = httpx.get(url, timeout=5)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text[:500]
+    anchors = set(re.findall(r'<h2 id="([a-z0-9-]+)">', page.text))
+    assert {rule["alert"].lower() for rule in every_alert()} <= anchors
+    assert "{{.Names}} {{.Image}}" in page.text and '{{ "{{" }}' not in page.text

@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import require_binary
 from tests.procs import REPO, wait_until
-from tests.stack.stack import NOT_RUNNABLE_HERE, PASSWORD, Stack
+from tests.stack.stack import EXTERNAL_URL, NOT_RUNNABLE_HERE, PASSWORD, Stack
 from tests.top.compare import assert_equals_promql, firing
 
 pytestmark = pytest.mark.integration
@@ -162,7 +162,7 @@ def test_a_killed_vllm_instance_pages_through_alertmanager(stack):
     post = stack.webhook.wait_for("/alerts", is_down, 150)
     alert = next(a for a in post["alerts"] if a["labels"]["alertname"] == "VllmInstanceDown")
     assert alert["labels"]["severity"] == "critical"
-    assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#vllminstancedown"
+    assert alert["annotations"]["runbook_url"] == f"{EXTERNAL_URL}/consoles/runbooks.html#vllminstancedown"
     # the other server is still up, and its series are still there
     up = {r["metric"]["container"]: r["value"][1] for r in stack.query("llmwatch_vllm_up")}
     assert up == {"vllm-llama-3.1-70b": "1", "vllm-qwen3-32b": "0"}

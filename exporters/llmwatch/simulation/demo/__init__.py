@@ -69,6 +69,25 @@ PROMPT_TOKENS = TokenDist.lognormal_mean_std(600, 400, 16)
 OUTPUT_TOKENS = TokenDist.lognormal_p50_p90(120, 300)
 
 
+LOAD_SEED = 7
+LOAD_WINDOW = 60.0  # seconds of requests planned at a time
+
+
+def load_plan(rng, load_rate: float, window: float = LOAD_WINDOW) -> list[tuple[float, int, int, int]]:
+    """One window of the demo's Poisson load: (seconds into the window, engine index, prompt
+    tokens, output tokens) per request, spread over ENGINES by their shares. The demo sends
+    these; tests replay them in simulated time (tests/demo/test_demo_alerts.py)."""
+    import numpy as np
+
+    shares = np.array([spec.share for spec in ENGINES])
+    count = rng.poisson(load_rate * window)
+    times = np.sort(rng.uniform(0, window, count))
+    groups = rng.choice(len(ENGINES), count, p=shares / shares.sum())
+    prompts = PROMPT_TOKENS.sample(rng, count)
+    outputs = OUTPUT_TOKENS.sample(rng, count)
+    return [(float(t), int(g), int(p), max(1, int(o))) for t, g, p, o in zip(times, groups, prompts, outputs)]
+
+
 class StatusServer(FakeServer):
     """``/load``: each engine's busy share (what the simulated GPUs follow); ``/``: what runs where."""
 
@@ -156,20 +175,14 @@ class Demo:
 
         from llmwatch.tools.loadgen.run import Endpoint, Planned, drive
 
-        rng = np.random.default_rng(7)
+        rng = np.random.default_rng(LOAD_SEED)
         url = self.servers["litellm"].url
         headers = (("Authorization", f"Bearer {MASTER_KEY}"),)
-        shares = np.array([spec.share for spec in ENGINES])
-        window = 60.0
+        window = LOAD_WINDOW
         while not self._stop.is_set():
-            count = rng.poisson(self.load_rate * window)
-            times = np.sort(rng.uniform(0, window, count))
-            groups = rng.choice(len(ENGINES), count, p=shares / shares.sum())
-            prompts = PROMPT_TOKENS.sample(rng, count)
-            outputs = OUTPUT_TOKENS.sample(rng, count)
             by_group: dict[int, list] = {}
-            for t, g, p, o in zip(times, groups, prompts, outputs):
-                by_group.setdefault(int(g), []).append(Planned(float(t), int(p), max(1, int(o))))
+            for t, g, p, o in load_plan(rng, self.load_rate, window):
+                by_group.setdefault(g, []).append(Planned(t, p, o))
 
             async def minute():
                 await asyncio.gather(*(drive(Endpoint(ENGINES[g].group, url, "openai", ENGINES[g].group, headers),

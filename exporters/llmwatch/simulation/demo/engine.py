@@ -15,7 +15,9 @@ is that schedule, free of clocks and threads:
 :class:`LiveEngine` runs that schedule on the wall clock in one thread and accounts each
 finished request into a simulated vLLM engine (:class:`llmwatch.simulation.vllm.Engine`), so
 the demo's ``/metrics`` are the traffic it served. :func:`replay` runs it in simulated time,
-for tests and for choosing the demo's load.
+for tests and for choosing the demo's load; :meth:`LiveEngine.serve_simulated` does the same
+with a live engine's accounting, so a test can read its ``/metrics`` at simulated scrape times
+(hours of demo in seconds: tests/demo/test_demo_alerts.py).
 """
 
 from __future__ import annotations
@@ -79,13 +81,14 @@ class ContinuousBatch:
         return self.step_seconds(len(self.running), admitted) if self.running else 0.0
 
     def end(self, now: float) -> list[Request]:
-        finished = []
-        for request in self.running:
-            if not request.done:
-                request.token_times.append(now)
-                if request.done:
-                    finished.append(request)
-        self.running = [r for r in self.running if not r.done]
+        finished, running = [], []
+        for request in self.running:  # one pass: hours of simulated demo step through here
+            times = request.token_times
+            if request.aborted or len(times) >= request.output:
+                continue
+            times.append(now)
+            (finished if len(times) >= request.output else running).append(request)
+        self.running = running
         return finished
 
 
@@ -178,6 +181,32 @@ class LiveEngine:
         started = request.started if request.started is not None else first
         self.engine.finish(prompt=request.prompt, generated=sent, ttft=first - request.arrived, itl=itl,
                            queue=started - request.arrived, reason="abort" if request.aborted else "length")
+
+    # -- simulated time -----------------------------------------------------------------------
+    def serve_simulated(self, arrivals: Sequence[tuple[float, int, int]], *, until: float, every: float,
+                        observe: Callable[[float], None]) -> None:
+        """Serve ``(time, prompt, output)`` arrivals on simulated time from 0 (the wall clock and the
+        stepping thread unused), accounting every request into the engine as :meth:`tokens` does,
+        and call ``observe(t)`` at ``every``, ``2 * every``... up to ``until`` with the engine's
+        numbers as a scrape at ``t`` would see them."""
+        pending = deque(sorted(arrivals))
+        batch, now, due = self.batch, 0.0, every
+        while due <= until:
+            while pending and pending[0][0] <= now:
+                at, prompt, output = pending.popleft()
+                batch.waiting.append(Request(prompt, output, at))
+            duration = batch.begin(now)
+            if not duration:  # idle: on to the next arrival or scrape
+                now = min(pending[0][0] if pending else until, due)
+            if due <= now + duration:  # a scrape during the step sees it running
+                self._gauges()
+                while due <= now + duration:
+                    observe(due)
+                    due += every
+            if duration:
+                now += duration
+                for request in batch.end(now):
+                    self._finish(request)
 
     # -- one request --------------------------------------------------------------------------
     def tokens(self, prompt_tokens: int, output_tokens: int) -> Iterator[int]:

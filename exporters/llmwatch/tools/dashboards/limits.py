@@ -1,12 +1,13 @@
 """Thresholds the boards draw, from the mixin the alert rules are generated from, so a dashed line
 and the alert it stands for cannot disagree. Read at build time (boards are built by
-``llmwatch dashboards``), for the default SLO: boards show every model together."""
+``llmwatch dashboards``), for the default SLO; panels that show models one by one draw each
+model's own SLO instead (:func:`slo_lines`, from a recording rule built from the same mixin)."""
 
 from __future__ import annotations
 
 from llmwatch import mixin
 from llmwatch.mixin import percent, seconds
-from llmwatch.tools.dashboards.grafana import BAD, OK, WARN, steps
+from llmwatch.tools.dashboards.grafana import BAD, DASHED, OK, WARN, override, prom, steps
 
 
 def _latency(slo: float | None, threshold) -> tuple[list, str]:
@@ -41,3 +42,17 @@ def error_ratio(which: str = "vllm") -> tuple[list, str]:
 
 def filesystems() -> str:
     return mixin.MIXIN.filesystem_selector
+
+
+def slo_lines(attribute: str, selector: str = "") -> tuple[dict, dict, str]:
+    """A target drawing each model's own latency SLO ("SLO <model>", dashed by the override), and
+    words for the description: per model, where fixed threshold lines could only show the default."""
+    from llmwatch.tools.rules.insights import SLO_TARGETS
+
+    m = mixin.MIXIN
+    factor = m.ttft_alert_factor if attribute == "ttft_p95_seconds" else m.tpot_alert_factor
+    target = prom(f"{SLO_TARGETS[attribute]}{{{selector}}}" if selector else SLO_TARGETS[attribute],
+                  "SLO {{model_name}}")
+    words = (f"each model's own SLO (mixin.py; none for a model without one, such as an embedding model); "
+             f"its alert warns above {factor.warning:g}x and pages above {factor.critical:g}x")
+    return target, override("SLO .*", custom__lineStyle=DASHED), words

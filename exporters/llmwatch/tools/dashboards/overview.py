@@ -26,7 +26,7 @@ ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupB
 
 
 def build() -> dict:
-    ttft, ttft_words = limits.ttft()
+    slo_target, slo_dashed, slo_words = limits.slo_lines("ttft_p95_seconds")
     kv, kv_words = limits.kv_cache()
     errors, error_words = limits.error_ratio("vllm")
     panels = [
@@ -67,9 +67,9 @@ def build() -> dict:
                    [prom("sum by (model_name) (model_name:vllm_requests:rate5m)", "{{model_name}}")],
                    "reqps", minimum=0, w=8, links=[vllm.LINK]),
         timeseries("TTFT p95 against the SLO", "95th percentile time to first token per model over 5 "
-                   f"minutes (recording rule). Dashed: {ttft_words}.",
-                   [prom("model_name:vllm_time_to_first_token_seconds:p95_5m", "{{model_name}}")], "s",
-                   thresholds=ttft, threshold_lines=True, minimum=0, w=8, links=[vllm.LINK]),
+                   f"minutes (recording rule). Dashed: {slo_words}.",
+                   [prom("model_name:vllm_time_to_first_token_seconds:p95_5m", "{{model_name}}"), slo_target],
+                   "s", overrides=[slo_dashed], minimum=0, w=8, links=[vllm.LINK]),
         timeseries("Errors", "Share of requests failing: vLLM's API 5xx per server and LiteLLM's failed "
                    f"client requests (5-minute rates). Dashed: {error_words}.",
                    [prom("container:vllm_http_errors:ratio_rate5m", "{{container}}"),

@@ -51,7 +51,8 @@ FIVE_MINUTES = "5m"  # the heatmaps' min step: their rates are over 5 minutes, f
 
 def build() -> dict:
     ttft, ttft_words = limits.ttft()
-    itl, itl_words = limits.inter_token()
+    ttft_slo = limits.slo_lines("ttft_p95_seconds", 'model_name=~"$model"')
+    itl_slo = limits.slo_lines("tpot_p95_seconds", 'model_name=~"$model"')
     kv, kv_words = limits.kv_cache()
     errors, error_words = limits.error_ratio("vllm")
     panels = [
@@ -102,11 +103,11 @@ def build() -> dict:
 
         row("Latency"),
         timeseries("Time to first token", "p50/p95/p99 per model (over all its containers, 5-minute windows): "
-                   f"queueing plus prefill. Dashed lines: {ttft_words}.", quantiles("vllm:time_to_first_token_seconds"),
-                   "s", thresholds=ttft, threshold_lines=True, w=8),
+                   f"queueing plus prefill. Dashed: {ttft_slo[2]}.", quantiles("vllm:time_to_first_token_seconds") + [ttft_slo[0]],
+                   "s", overrides=[ttft_slo[1]], w=8),
         timeseries("Inter-token latency", "p50/p95/p99 per model: time between output chunks, what a reader "
-                   f"of a streamed answer feels. Dashed lines: {itl_words}.",
-                   quantiles("vllm:inter_token_latency_seconds"), "s", thresholds=itl, threshold_lines=True, w=8),
+                   f"of a streamed answer feels. Dashed: {itl_slo[2]}.",
+                   quantiles("vllm:inter_token_latency_seconds") + [itl_slo[0]], "s", overrides=[itl_slo[1]], w=8),
         timeseries("End-to-end latency", "p50/p95/p99 per model, inside the server (queue + prefill + "
                    "decode). Bad: rising while lengths stay the same.", quantiles("vllm:e2e_request_latency_seconds"),
                    "s", w=8),

@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from llmwatch.mixin import fmt, percent
+from llmwatch.mixin import RUNBOOKS_PAGE, fmt, percent
 
 RUNBOOKS = "docs/runbooks.md"
+# The runbooks as Prometheus serves them (a console template generated from RUNBOOKS; compose gives
+# Prometheus --web.console.templates): an alert's runbook_url is absolute at Prometheus' external
+# URL, so it works wherever the alert shows (Prometheus, Alertmanager, Grafana, notifications),
+# offline too.
+CONSOLE = RUNBOOKS_PAGE
 
 
 @dataclass
@@ -36,16 +41,23 @@ def record(name: str, expr: str, *, labels: dict | None = None, comment: str = "
     return Rule(body, comment)
 
 
+def runbook_url(anchor: str, *, served: bool = True) -> str:
+    """Where an alert's runbook section is: at Prometheus' external URL (CONSOLE), or, for rules that
+    are not Prometheus' (Loki's ruler knows no such page), the section of docs/runbooks.md, which
+    the notifications turn into a link (config/alertmanager/templates/links.tmpl)."""
+    return f"{{{{ $externalURL }}}}/{CONSOLE}#{anchor}" if served else f"{RUNBOOKS}#{anchor}"
+
+
 def alert(name: str, expr: str, *, for_: str, severity: str, summary: str, description: str,
-          runbook: str | None = None, labels: dict | None = None, comment: str = "") -> Rule:
+          runbook: str | None = None, labels: dict | None = None, comment: str = "", served: bool = True) -> Rule:
     """An alert with the annotations every llmwatch alert carries; ``runbook`` defaults to the
-    alert's own section of docs/runbooks.md."""
+    alert's own section of the runbooks (:func:`runbook_url`)."""
     body: dict = {"alert": name, "expr": expr}
     if for_:
         body["for"] = for_
     body["labels"] = {"severity": severity, **(labels or {})}
     body["annotations"] = {"summary": summary, "description": description,
-                           "runbook_url": f"{RUNBOOKS}#{runbook or name.lower()}"}
+                           "runbook_url": runbook_url(runbook or name.lower(), served=served)}
     return Rule(body, comment)
 
 

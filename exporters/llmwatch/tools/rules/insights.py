@@ -13,7 +13,9 @@ burn rates and the GPU heartbeat. Prices and heartbeat bounds come from the insi
 (llmwatch_insights_gpu_allocation_ratio: 1/n of a GPU for each of n models on it).
 
 SLO compliance is read from the histogram bucket at each model's SLO bound (mixin.py: a default
-and per-model overrides, each a vLLM bucket bound), not from an interpolated percentile. For le
+and per-model overrides, each a vLLM bucket bound), not from an interpolated percentile. The
+default's TTFT and TPOT SLOs cover only models that generate tokens (vllm:generation_tokens_total
+above 0): an embedding model has no latency SLO, burn rate or alert unless mixin.py gives it one. For le
 Prometheus 2.x stores "1.0" where 3.x stores "1", hence an le regex that accepts both.
 
 Burn rate = share of bad requests / error budget (1 - 0.95 for the p95 latency SLOs, the model's
@@ -76,6 +78,7 @@ sum(llmwatch_insights_heartbeat_min_bpm)
         ]),
         Group('llmwatch-insights-slo', [
             *slo_met_rules(m),
+            *slo_target_rules(m),
             record('model_name:llmwatch_goodput:ratio_rate5m', 'model_name:vllm_ttft_slo_met:ratio_rate5m * on (model_name, simulated) model_name:vllm_tpot_slo_met:ratio_rate5m', comment="Goodput: the share of requests meeting both latency SLOs. vLLM's histograms do not pair a\nrequest's TTFT with its TPOT, so the two shares are multiplied (as if independent)."),
             record('model_name:llmwatch_goodput_requests:rate5m', 'model_name:llmwatch_goodput:ratio_rate5m * on (model_name, simulated) sum by (model_name, simulated) (rate(vllm:e2e_request_latency_seconds_count[5m]))'),
         ]),
@@ -101,6 +104,11 @@ def _with(matcher: str, *more: str) -> str:
     return "{" + ", ".join(parts) + "}" if parts else ""
 
 
+def _gated(gate: str) -> str:
+    """The gate of an SLO group (mixin.SloGroup) as the last line of a record's expression."""
+    return f"  {gate.strip()}\n" if gate else ""
+
+
 def slo_met_rules(m: Mixin) -> list:
     """Share of requests within each model's own latency SLO bounds (5 m)."""
     rules = []
@@ -108,29 +116,48 @@ def slo_met_rules(m: Mixin) -> list:
             ("ttft_p95_seconds", "vllm:time_to_first_token_seconds", "model_name:vllm_ttft_slo_met:ratio_rate5m"),
             ("tpot_p95_seconds", "vllm:request_time_per_output_token_seconds",
              "model_name:vllm_tpot_slo_met:ratio_rate5m")):
-        for i, (matcher, bound) in enumerate(m.slo.groups(attribute)):
+        for i, (matcher, bound, gate) in enumerate(m.slo.groups(attribute)):
             le = f'le=~"{le_matcher(bound)}"'
             rules.append(record(record_name, (
                 f"sum by (model_name, simulated) (rate({histogram}_bucket{_with(matcher, le)}[5m]))\n"
-                f"  / (sum by (model_name, simulated) (rate({histogram}_count{_with(matcher)}[5m])) > 0)\n"),
+                f"  / (sum by (model_name, simulated) (rate({histogram}_count{_with(matcher)}[5m])) > 0)\n"
+                + _gated(gate)),
                 comment="Share of requests within the SLO bound, per model (5 m): the bucket at the bound / count."
+                if i == 0 and attribute == "ttft_p95_seconds" else ""))
+    return rules
+
+
+SLO_TARGETS = {"ttft_p95_seconds": "model_name:llmwatch_slo_ttft_p95_seconds:target",
+               "tpot_p95_seconds": "model_name:llmwatch_slo_tpot_p95_seconds:target"}
+
+
+def slo_target_rules(m: Mixin) -> list:
+    """Each served model's own latency SLO as a series (mixin.py: its override, else the default for
+    a model that generates tokens; none without an SLO), for the boards to draw beside its latency."""
+    rules = []
+    for attribute, name in SLO_TARGETS.items():
+        for i, (matcher, value, gate) in enumerate(m.slo.groups(attribute)):
+            rules.append(record(name, (
+                f"0 * max by (model_name, simulated) (vllm:num_requests_running{_with(matcher)}) + {fmt(value)}\n"
+                + _gated(gate)),
+                comment="Each served model's own latency SLOs, as the boards draw them beside its percentiles."
                 if i == 0 and attribute == "ttft_p95_seconds" else ""))
     return rules
 
 
 def burn_rate_rules(m: Mixin) -> list:
     rules = []
-    for i, (matcher, bound) in enumerate(m.slo.groups("ttft_p95_seconds")):
+    for i, (matcher, bound, gate) in enumerate(m.slo.groups("ttft_p95_seconds")):
         le = f'le=~"{le_matcher(bound)}"'
         for j, window in enumerate(WINDOWS):
             rules.append(record(f"model_name:llmwatch_slo_ttft_burn_rate:{window}", (
                 f"(1 - sum by (model_name, simulated) (rate(vllm:time_to_first_token_seconds_bucket"
                 f"{_with(matcher, le)}[{window}]))\n"
                 f"  / (sum by (model_name, simulated) (rate(vllm:time_to_first_token_seconds_count{_with(matcher)}[{window}])) > 0))"
-                f" / {fmt(LATENCY_BUDGET)}\n"),
+                f" / {fmt(LATENCY_BUDGET)}\n" + _gated(gate)),
                 comment=f"TTFT: share of requests slower than the model's SLO ({fmt(bound)} s here) over each window,\n"
                         f"divided by the budget {fmt(LATENCY_BUDGET)}." if j == 0 else ""))
-    for i, (matcher, budget) in enumerate(m.slo.groups("error_ratio")):
+    for i, (matcher, budget, _) in enumerate(m.slo.groups("error_ratio")):
         info = f"llmwatch_vllm_instance_info{_with(matcher)}"
         for j, window in enumerate(WINDOWS):
             rules.append(record(f"model_name:llmwatch_slo_error_burn_rate:{window}", (

@@ -50,5 +50,5 @@ def ttft_alerts(m: Mixin) -> list:
                           f"its {fmt(slo)} s TTFT SLO for 15 minutes (30-minute window). Compare with "
                           "vllm:time_to_first_token_seconds of the engine to see whether the engine or what lies in front "
                           "of it is slow.")
-        for matcher, slo in m.slo.groups("ttft_p95_seconds", label="model")
+        for matcher, slo, _ in m.slo.groups("ttft_p95_seconds", label="model")
     ]

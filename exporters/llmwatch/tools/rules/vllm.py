@@ -12,7 +12,8 @@ HEADER = """\
 vLLM alerts, from the llmwatch vLLM exporter (every vLLM version under the newest names).
 Latency alerts fire at multiples of each model's own SLO (mixin.py: TTFT p95 above 1.5x the
 SLO warns and 3x pages; time per output token above the SLO warns and 3x pages); a model with
-no latency SLO (an embedding model) has no latency alert. Error ratio per server: 5xx only (4xx
+no latency SLO has no latency alert, and the default SLO covers only models that generate tokens
+(an embedding model has none unless mixin.py gives it one). Error ratio per server: 5xx only (4xx
 are information only), quiet below mixin.py's minimum traffic.
 Tests: config/prometheus/tests/vllm_test.yml. Runbooks: docs/runbooks.md.
 """
@@ -108,11 +109,11 @@ def latency_alerts(m: Mixin) -> list:
              "Time to first token", "a TTFT p95", m.ttft_threshold),
             ("VllmTpotP95High", "tpot_p95_seconds", "model_name:vllm_inter_token_latency_seconds:p95_5m",
              "Time per output token", "an inter-token latency p95", m.tpot_threshold)):
-        for matcher, slo in m.slo.groups(attribute):
+        for matcher, slo, gate in m.slo.groups(attribute):
             limits = threshold(slo)
             for severity, limit, for_ in (("warning", limits.warning, "10m"), ("critical", limits.critical, "5m")):
                 rules.append(alert(
-                    name, f"{matching(series, matcher)} > {limit:g}", for_=for_, severity=severity,
+                    name, f"{matching(series, matcher)} > {limit:g}{gate}", for_=for_, severity=severity,
                     summary=f"{what} is above {seconds(limit)} at the 95th percentile.",
                     description=f"Model {{{{ $labels.model_name }}}} has {metric} of {{{{ $value | humanizeDuration }}}} "
                                 f"over 5 minutes ({severity} above {seconds(limit)}; its SLO is {seconds(slo)})."))

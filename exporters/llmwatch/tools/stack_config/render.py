@@ -15,7 +15,7 @@ import bcrypt
 import yaml
 
 from llmwatch.core.checks import Problems, url_problem
-from llmwatch.mixin import MIXIN
+from llmwatch.mixin import MIXIN, RUNBOOKS_PAGE
 
 # Exporters that can be switched off with COMPOSE_PROFILES: profile -> (job, address in compose),
 # each on its port from the mixin (compose and settings.toml use the same; a test checks). The
@@ -32,8 +32,8 @@ DEMO_SUFFIX = "-demo.json"
 LITELLM_JOB = "litellm"
 LITELLM_EXPORTER_SERVICE = "litellm-exporter"
 PROMETHEUS_USER = "llmwatch"
-# Alertmanager template (written by stack-config) that turns an alert's runbook_url, a path in the
-# repository such as docs/runbooks.md#gpulost, into a link (config/alertmanager/templates/links.tmpl).
+# Alertmanager template (written by stack-config) that turns an alert's runbook_url into a link, and
+# adds links to its board and logs (config/alertmanager/templates/links.tmpl, links_template()).
 LINKS_TEMPLATE = "links.tmpl"
 # Who reads the secrets stack-config writes (docker-compose.yml gives each service this user):
 # each file is 0600 and belongs to its reader alone.
@@ -118,6 +118,11 @@ class StackEnv:
     smtp_require_tls: bool
     watchdog_url: str
     runbook_url: str = ""
+    # Where people open Grafana (GRAFANA_EXTERNAL_URL, else LLMWATCH_EXTERNAL_HOST and GRAFANA_PORT,
+    # as docker-compose.yml gives Grafana's root_url): notifications link boards and logs there.
+    grafana_url: str = ""
+    # Prometheus' address as people open it, which serves the runbooks (consoles/runbooks.html).
+    prometheus_url: str = ""
     # Secrets passed on to Grafana and the exporters as files (see EXPORTER_SECRETS).
     grafana_admin_password: str = ""
     litellm_metrics_key: str = ""
@@ -185,6 +190,13 @@ def load_env(environ: dict[str, str]) -> StackEnv:
     elif not PASSWORD_PATTERN.fullmatch(password):
         problems.append("PROMETHEUS_PASSWORD must be at least 12 characters of A-Z a-z 0-9 . _ ~ -")
 
+    grafana_url = get("GRAFANA_EXTERNAL_URL") or \
+        f"http://{get('LLMWATCH_EXTERNAL_HOST') or 'localhost'}:{get('GRAFANA_PORT') or MIXIN.ports.grafana}"
+    prometheus_url = get("PROMETHEUS_EXTERNAL_URL") or \
+        f"http://{get('LLMWATCH_EXTERNAL_HOST') or 'localhost'}:{get('PROMETHEUS_PORT') or MIXIN.ports.prometheus}"
+    for name, url in (("GRAFANA", grafana_url), ("PROMETHEUS", prometheus_url)):
+        if problem := _url_problem(f"{name}_EXTERNAL_URL", url):
+            problems.append(problem + f" (from {name}_EXTERNAL_URL, or LLMWATCH_EXTERNAL_HOST and {name}_PORT)")
     for name in ("LITELLM_URL", "ALERT_WEBHOOK_URL", "ALERT_SLACK_API_URL", "WATCHDOG_URL", "LLMWATCH_RUNBOOK_URL"):
         if get(name) and (problem := _url_problem(name, get(name))):
             problems.append(problem)
@@ -224,7 +236,8 @@ def load_env(environ: dict[str, str]) -> StackEnv:
         email_to=get("ALERT_EMAIL_TO"), smtp_smarthost=get("ALERT_SMTP_SMARTHOST"),
         smtp_from=get("ALERT_SMTP_FROM"), smtp_username=get("ALERT_SMTP_USERNAME"),
         smtp_password=get("ALERT_SMTP_PASSWORD"), smtp_require_tls=require_tls == "true",
-        watchdog_url=get("WATCHDOG_URL"), runbook_url=get("LLMWATCH_RUNBOOK_URL"),
+        watchdog_url=get("WATCHDOG_URL"), runbook_url=get("LLMWATCH_RUNBOOK_URL"), grafana_url=grafana_url.rstrip("/"),
+        prometheus_url=prometheus_url.rstrip("/"),
         grafana_admin_password=get("GRAFANA_ADMIN_PASSWORD"), litellm_metrics_key=get("LITELLM_METRICS_KEY"),
         probe_litellm_key=get("PROBE_LITELLM_KEY"), langfuse_public_key=get("LANGFUSE_PUBLIC_KEY"),
         langfuse_secret_key=get("LANGFUSE_SECRET_KEY"), langfuse_database_url=get("LANGFUSE_DATABASE_URL"),
@@ -456,17 +469,38 @@ def compose_services(containers: list[dict], project: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# The Grafana board a notification links, by the alert's name (first match; else the Overview).
+ALERT_BOARDS = (("^(Vllm|TtftSlo|ErrorSlo)", "llmwatch-vllm"), ("^Gpu", "llmwatch-gpu"),
+                ("^(Litellm|Probe)", "llmwatch-litellm"), ("^Langfuse", "llmwatch-langfuse"),
+                ("^Container", "llmwatch-containers"), ("^Host", "llmwatch-system"), ("^Insights", "llmwatch-cost"))
+
+
 def links_template(env: StackEnv) -> str:
-    """``llmwatch.runbook``: an alert's runbook_url (``docs/runbooks.md#anchor``) as a link to
-    LLMWATCH_RUNBOOK_URL with the anchor; without it, the path in the repository, said so."""
+    """The links in a notification, one template each for an alert:
+
+    - ``llmwatch.runbook``: its runbook_url as a link. Prometheus' alerts carry it absolute, at the
+      runbooks page Prometheus serves (``<prometheus>/consoles/runbooks.html#anchor``), Loki's as
+      the path in the repository (``docs/runbooks.md#anchor``), which becomes the same page. With
+      LLMWATCH_RUNBOOK_URL, every alert's anchor on that page instead;
+    - ``llmwatch.board``: a "Board: <url>" line, the Grafana board of the alert (ALERT_BOARDS);
+    - ``llmwatch.logs``: a "Logs: <url>" line for an alert about a container (label container,
+      or name from cAdvisor), the Logs board showing that container's lines.
+    Grafana's and Prometheus' addresses are where people open them (StackEnv)."""
     if env.runbook_url:
         base = env.runbook_url.replace("{{", "").replace("}}", "")
-        body = (f'{{{{ if match "^https?://" . }}}}{{{{ . }}}}'
-                f'{{{{ else }}}}{base}{{{{ reReplaceAll "^[^#]*" "" . }}}}{{{{ end }}}}')
+        body = f'{base}{{{{ reReplaceAll "^[^#]*" "" . }}}}'
     else:
-        body = '{{ if match "^https?://" . }}{{ . }}{{ else }}{{ . }} (in the llmwatch repository){{ end }}'
-    return ("{{/* Written by llmwatch stack-config from LLMWATCH_RUNBOOK_URL. */}}\n"
-            f'{{{{ define "llmwatch.runbook" }}}}{body}{{{{ end }}}}\n')
+        served = f"{env.prometheus_url.replace('{{', '').replace('}}', '')}/{RUNBOOKS_PAGE}"
+        body = f'{{{{ if match "^https?://" . }}}}{{{{ . }}}}{{{{ else }}}}{served}{{{{ reReplaceAll "^[^#]*" "" . }}}}{{{{ end }}}}'
+    grafana = env.grafana_url.replace("{{", "").replace("}}", "")
+    board = "".join(f'{{{{ {"if" if i == 0 else "else if"} match "{pattern}" .Labels.alertname }}}}{grafana}/d/{uid}'
+                    for i, (pattern, uid) in enumerate(ALERT_BOARDS)) + f"{{{{ else }}}}{grafana}/d/llmwatch-overview{{{{ end }}}}"
+    logs = (f'{{{{ with or .Labels.container .Labels.name }}}}Logs: {grafana}/d/llmwatch-logs?var-container='
+            f'{{{{ . | urlquery }}}}\n{{{{ end }}}}')
+    return ("{{/* Written by llmwatch stack-config from LLMWATCH_RUNBOOK_URL and the stack's addresses. */}}\n"
+            f'{{{{ define "llmwatch.runbook" }}}}{body}{{{{ end }}}}\n'
+            f'{{{{ define "llmwatch.board" }}}}Board: {board}\n{{{{ end }}}}\n'
+            f'{{{{ define "llmwatch.logs" }}}}{logs}{{{{ end }}}}\n')
 
 
 def demo_targets() -> dict[str, list[dict]]:
