@@ -229,8 +229,9 @@ def layout(items: list[dict]) -> list[dict]:
 
 def dashboard(uid: str, title: str, description: str, panels: list[dict], *, variables: list[dict] | None = None,
               annotations: list[dict] = (), refresh: str = "30s", time_from: str = "now-6h",
-              prometheus: bool = True) -> dict:
-    """A board; ``prometheus=False`` leaves out the Prometheus datasource picker (Loki-only boards)."""
+              prometheus: bool = True, related: list[dict] = ()) -> dict:
+    """A board; ``prometheus=False`` leaves out the Prometheus datasource picker (Loki-only boards);
+    ``related``: links to related boards at the top (drill.related)."""
     builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
                "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}
     return {
@@ -238,7 +239,8 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], *, var
         "graphTooltip": 1, "timezone": "browser", "refresh": refresh, "schemaVersion": SCHEMA_VERSION,
         "time": {"from": time_from, "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0, "liveNow": False,
         "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": False, "title": "llmwatch",
-                   "includeVars": False, "keepTime": True, "targetBlank": False, "icon": "external link"}],
+                   "includeVars": False, "keepTime": True, "targetBlank": False, "icon": "external link"},
+                  *related],
         "annotations": {"list": [builtin, *annotations]},
         "templating": {"list": [datasource_variable()] * prometheus + [*(variables or [])]},
         "panels": layout(panels),
