@@ -35,6 +35,7 @@ EXPECTED = {
 # Panels whose series exist only where a feature is on: they say so instead of "No data".
 FEATURE_PANELS = {("vLLM", "Speculative decoding acceptance"), ("vLLM", "LoRA adapters in use"),
                   ("System health", "Hardware temperatures"), ("LiteLLM", "Response cache hits"),
+                  ("System health", "Network errors and drops per interface"),
                   ("LiteLLM", "Upstream rate limit left"), ("LiteLLM", "Redis and database calls failing"),
                   ("GPU", "Tensor-core activity per GPU"), ("GPU", "SM activity per GPU")}
 # Exporters llmwatch runs but does not write, whose names it does not catalogue (pinned versions).

@@ -31,6 +31,8 @@ PROMQL_BOARDS = sorted(name for name, board in BOARDS.items() if any(q.language 
 # says in its noValue text which feature it needs (tests/dashboards/test_panels.py).
 NEEDS_A_FEATURE = {
     ("System health", "Hardware temperatures"): "hwmon sensors: none inside a VM or container like the test machine",
+    ("System health", "Network errors and drops per interface"): "packets on a physical interface: the test "
+                                                                  "machine's sees none for seconds (0 / 0)",
     ("LiteLLM", "Response cache hits"): "a LiteLLM response cache; the stack's proxy has none",
     ("LiteLLM", "Upstream rate limit left"): "an upstream sending x-ratelimit-remaining-* headers; vLLM sends none",
     ("LiteLLM", "Redis and database calls failing"): "service_callback prometheus_system with Redis or Postgres; "

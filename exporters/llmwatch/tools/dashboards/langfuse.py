@@ -8,18 +8,21 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
                                           query_variable, row, stat, steps, timeseries, value_text)
 
 UID = "llmwatch-langfuse"
-P = 'project=~"$project", environment=~"$environment"'
-PM = 'project=~"$project", environment=~"$environment", model=~"$model"'
+P = 'project=~"$project"'
+PM = 'project=~"$project", model=~"$model"'
 RATE = "[$__rate_interval]"
 
 
 def by_project_and_environment() -> list[dict]:
     """Several projects and environments side by side (Langfuse's own home shows one project at a
-    time): traces and cost per project and environment."""
+    time): traces and cost per project and environment. The environment label is there only with
+    ``langfuse.environment_label = true`` (off by default: most installations have one); without
+    it these panels show one line per project."""
     return [
         row("Projects and environments"),
         timeseries("Traces/s per project and environment", "Traces per second by project and environment "
-                   "(Langfuse's environment attribute: production, staging...). Bad: a project or "
+                   "(Langfuse's environment attribute: production, staging...; split only with the exporter's "
+                   "langfuse.environment_label = true). Bad: a project or "
                    "environment dropping to 0 while its application runs — its SDK stopped sending.",
                    [prom(f"sum by (project, environment) (rate(llmwatch_langfuse_traces_total{{{P}}}{RATE}))",
                          "{{project}} / {{environment}}")], "reqps", minimum=0),
@@ -115,8 +118,6 @@ def build() -> dict:
                      related=related("litellm", "vllm", "cost"),
                      variables=[query_variable("project", "Project",
                                                "label_values(llmwatch_langfuse_observations_total, project)"),
-                                query_variable("environment", "Environment", "label_values(llmwatch_langfuse_"
-                                               'observations_total{project=~"$project"}, environment)'),
                                 query_variable("model", "Model", 'label_values(llmwatch_langfuse_tokens_total'
                                                '{project=~"$project"}, model)')],
                      annotations=[FIRING_ALERTS])

@@ -12,7 +12,7 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
 UID = "llmwatch-system"
 RATE = "[$__rate_interval]"
 # Real filesystems only, as in the HostDisk* alerts (config/prometheus/rules/host.yml).
-NIC = mixin.MIXIN.network_device_selector  # physical NICs, as in the HostNetworkErrors alert
+NIC = 'device!~"lo|veth.*|docker.*|br-.*|ifb.*|cali.*|flannel.*|virbr.*"'
 CORES = 'count(node_cpu_seconds_total{mode="idle"})'
 
 
@@ -21,6 +21,7 @@ def host_detail() -> list[dict]:
     file descriptors and the hardware sensors. Lines at the host alerts' numbers (mixin)."""
     FS = limits.filesystems()  # noqa: N806
     m = mixin.MIXIN
+    nic = m.network_device_selector  # the interfaces the HostNetworkErrors alert watches
     net_errors = m.network_error_ratio
     inodes_used = round(1 - m.inodes_free_ratio, 6)
     sensors = timeseries("Hardware temperatures", "Temperature of every hardware sensor the kernel exposes "
@@ -29,6 +30,18 @@ def host_detail() -> list[dict]:
                          "by part) — the CPU throttles and drives slow down; "
                          "check fans and airflow (GPUs are on the GPU board).",
                          [prom("node_hwmon_temp_celsius", "{{chip}} {{sensor}}")], "celsius", minimum=0)
+    net_panel = timeseries("Network errors and drops per interface", "Share of each physical interface's packets "
+                       f"with errors, and dropped. Dashed: {percent(net_errors)} errors, where the HostNetworkErrors "
+                       "alert warns. Bad: errors above it — a bad cable, transceiver or port; drops growing — "
+                       "the receive rings or the kernel cannot keep up.",
+                       [prom(f"(rate(node_network_receive_errs_total{{{nic}}}{RATE}) + rate(node_network_transmit_errs_"
+                             f"total{{{nic}}}{RATE})) / (rate(node_network_receive_packets_total{{{nic}}}{RATE}) + "
+                             f"rate(node_network_transmit_packets_total{{{nic}}}{RATE}))", "{{device}} errors"),
+                        prom(f"(rate(node_network_receive_drop_total{{{nic}}}{RATE}) + rate(node_network_transmit_drop_"
+                             f"total{{{nic}}}{RATE})) / (rate(node_network_receive_packets_total{{{nic}}}{RATE}) + "
+                             f"rate(node_network_transmit_packets_total{{{nic}}}{RATE}))", "{{device}} dropped")],
+                       "percentunit", minimum=0, thresholds=steps(OK, (WARN, net_errors)), threshold_lines=True)
+    net_panel["fieldConfig"]["defaults"]["noValue"] = "No packets on the physical interfaces"
     sensors["fieldConfig"]["defaults"]["noValue"] = "No hardware sensors visible (a VM or container without hwmon)"
     return [
         row("Per core, per interface, per disk"),
@@ -37,17 +50,7 @@ def host_detail() -> list[dict]:
                    "tokenisation) that the average hides.",
                    [prom(f'1 - rate(node_cpu_seconds_total{{mode="idle"}}{RATE})', "cpu {{cpu}}")], "percentunit",
                    minimum=0, maximum=1, thresholds=steps(OK, (WARN, 0.8), (BAD, 0.95))),
-        timeseries("Network errors and drops per interface", "Share of each physical interface's packets "
-                   f"with errors, and dropped. Dashed: {percent(net_errors)} errors, where the HostNetworkErrors "
-                   "alert warns. Bad: errors above it — a bad cable, transceiver or port; drops growing — "
-                   "the receive rings or the kernel cannot keep up.",
-                   [prom(f"(rate(node_network_receive_errs_total{{{NIC}}}{RATE}) + rate(node_network_transmit_errs_"
-                         f"total{{{NIC}}}{RATE})) / (rate(node_network_receive_packets_total{{{NIC}}}{RATE}) + "
-                         f"rate(node_network_transmit_packets_total{{{NIC}}}{RATE}))", "{{device}} errors"),
-                    prom(f"(rate(node_network_receive_drop_total{{{NIC}}}{RATE}) + rate(node_network_transmit_drop_"
-                         f"total{{{NIC}}}{RATE})) / (rate(node_network_receive_packets_total{{{NIC}}}{RATE}) + "
-                         f"rate(node_network_transmit_packets_total{{{NIC}}}{RATE}))", "{{device}} dropped")],
-                   "percentunit", minimum=0, thresholds=steps(OK, (WARN, net_errors)), threshold_lines=True),
+        net_panel,
         timeseries("Disk IOPS", "Reads and writes completed per second per disk. Bad: at the disk's rated "
                    "IOPS while latency climbs — the disk is saturated (often Prometheus compaction, Loki, or "
                    "model loading from a slow volume).",
