@@ -21,6 +21,8 @@ TITLES = {"vllm": "vLLM", "containers": "Docker containers", "gpu": "GPU", "logs
           "overview": "Overview"}
 TIME = "${__url_time_range}"
 NO_TRAFFIC = "No traffic"
+# A query over request rates: rate() itself, or a recorded rate or percentile (…:rate5m, …:p95_5m).
+RATES = re.compile(r"\brate\(|:\w*rate\w*\b|:p\d+_\w+\b|histogram_quantile\(")
 
 
 def _url(board: str, variable: str, value: str) -> str:
@@ -95,12 +97,13 @@ def related(*boards: str) -> list[dict]:
 
 
 def no_traffic(panels: list[dict], text: str = NO_TRAFFIC) -> list[dict]:
-    """``text`` instead of "No data" or NaN on panels whose queries read request rates (a ratio or
-    a percentile of an idle model divides zero by zero), so an idle model reads as idle."""
+    """``text`` instead of "No data" or NaN on panels whose queries read request rates, raw or
+    recorded (a ratio or a percentile of an idle model divides zero by zero), so an idle model
+    reads as idle."""
     for panel in panels:
         exprs = [t.get("expr", "") for t in panel.get("targets", [])]
         defaults = panel.get("fieldConfig", {}).get("defaults", {})
-        if panel["type"] in ("row", "logs", "table") or "noValue" in defaults or not any("rate(" in e for e in exprs):
+        if panel["type"] in ("row", "logs", "table") or "noValue" in defaults or not any(RATES.search(e) for e in exprs):
             continue
         defaults["noValue"] = text
         defaults["mappings"] = defaults.get("mappings", []) + [
