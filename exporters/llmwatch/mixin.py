@@ -184,6 +184,11 @@ class Mixin:
     filesystem_selector: str = 'fstype!~"tmpfs|ramfs|squashfs|overlay|nsfs|fuse.*"'
     # node-exporter network devices that are physical NICs (not loopback, Docker's bridges and veths).
     network_device_selector: str = 'device!~"lo|veth.*|docker.*|br-.*|virbr.*|cali.*|flannel.*|cni.*|tun.*|tap.*"'
+    # Host alerts: a real filesystem with less than this share of its inodes free pages
+    # (HostInodesAlmostExhausted); an interface with errors on more than this share of its
+    # packets warns (HostNetworkErrors). The System board draws the same lines.
+    inodes_free_ratio: float = 0.05
+    network_error_ratio: float = 0.01
     ports: Ports = Ports()
 
     def ttft_threshold(self, slo: float) -> Threshold:

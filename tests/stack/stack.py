@@ -124,7 +124,10 @@ class Stack:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         # simulated vLLM servers that also stream completions (for the probe), their figures kept
         fast = MonoCluster(gpus=8, prefill_tokens_per_s=100000.0, decode_tokens_per_s=500.0)
-        self.vllm = {name: enter(DemoVllmServer(LiveEngine(busy_engine(), fast, gauges=False), version))
+        # llama runs speculative decoding and serves two LoRA adapters: families a server sends only then
+        features = {"vllm-llama-3.1-70b": {"speculative_tokens": 3, "lora_adapters": ("sql-lora", "chat-lora")}}
+        self.vllm = {name: enter(DemoVllmServer(LiveEngine(busy_engine(**features.get(name, {})), fast, gauges=False),
+                                                version))
                      for name, version in (("vllm-llama-3.1-70b", "0.11.0"), ("vllm-qwen3-32b", "0.6.4"))}
         router = litellm_router({"llama-3.1-70b": self.vllm["vllm-llama-3.1-70b"],
                                  "qwen3-32b": self.vllm["vllm-qwen3-32b"], "embed": self.vllm["vllm-qwen3-32b"]}, 0)

@@ -129,5 +129,22 @@ def docker_lifecycle(tmp_path: Path) -> str:
             return render(exporter)
 
 
+def speculative(tmp_path: Path) -> str:
+    """Servers started with a speculative config (V1 counters, V0 counters and gauges) and with LoRA
+    adapters: families a server sends only when those features are on."""
+    with contextlib.ExitStack() as stack:
+        servers = {
+            "vllm-eagle": stack.enter_context(FakeVllmServer("0.11.0", [busy_engine(
+                model_name="llama-eagle", speculative_tokens=3, lora_adapters=("sql-lora", "chat-lora"))])),
+            "vllm-draft-v0": stack.enter_context(FakeVllmServer("0.6.4", [busy_engine(
+                model_name="llama-draft", speculative_tokens=4)]))}
+        targets = [{"name": name, "url": server.url} for name, server in servers.items()]
+        with contextlib.closing(make_exporter(parse_static_targets(targets))) as exporter:
+            text = render(exporter)
+        for server in servers.values():
+            text = text.replace(server.url.removeprefix("http://"), "127.0.0.1:PORT")
+        return text
+
+
 SCENARIOS = {"fleet": fleet, "single_v0": single_v0, "docker_fleet": docker_fleet, "docker_lost": docker_lost,
-             "docker_lifecycle": docker_lifecycle}
+             "docker_lifecycle": docker_lifecycle, "speculative": speculative}

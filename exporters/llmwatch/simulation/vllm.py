@@ -94,6 +94,9 @@ class Engine:
     preemptions: int = 0
     finished: dict[str, int] = field(default_factory=lambda: {"stop": 0, "length": 0, "abort": 0})
     lora_adapters: tuple[str, ...] = ()
+    speculative_tokens: int = 0  # draft tokens proposed per step (num_speculative_tokens); 0: none
+    spec_drafts: int = 0
+    spec_accepted: list[int] = field(default_factory=list)  # accepted draft tokens, by position in the draft
     started: float = 1_793_000_000.0
     histograms: dict[str, Histogram] = field(default_factory=dict)
 
@@ -132,6 +135,20 @@ class Engine:
         h["prefill_kv"].observe(prompt - cached)
         h["params_n"].observe(1)
         h["iteration"].observe(min(prompt, 8192))
+        if self.speculative_tokens:
+            self._speculate(generated)
+
+    def _speculate(self, generated: int) -> None:
+        """Drafts for one request: each step proposes ``speculative_tokens`` tokens and keeps a
+        prefix of them, position i with probability 0.8^(i+1); each step also emits one token of
+        its own, so the steps are the generated tokens over the expected tokens per step."""
+        keep = [0.8 ** (i + 1) for i in range(self.speculative_tokens)]
+        drafts = max(1, round(generated / (1 + sum(keep))))
+        self.spec_drafts += drafts
+        if len(self.spec_accepted) < len(keep):
+            self.spec_accepted += [0] * (len(keep) - len(self.spec_accepted))
+        for i, share in enumerate(keep):
+            self.spec_accepted[i] += round(drafts * share)
 
 
 def busy_engine(seed: int = 1, requests: int = 300, **kwargs) -> Engine:
@@ -167,9 +184,10 @@ _ALWAYS = {"num_requests_running", "num_requests_waiting", "num_preemptions", "p
            "request_success", "ttft", "e2e", "prompt_len", "generation_len", "params_n", "cache_config"}
 _V0 = {"num_requests_swapped", "gpu_cache_usage_perc", "cpu_cache_usage_perc", "gpu_prefix_cache_hit_rate",
        "cpu_prefix_cache_hit_rate", "time_per_output_token", "queue", "prefill", "decode", "inference",
-       "max_generation", "max_tokens", "iteration", "time_in_queue_requests", "lora_requests_info"}
+       "max_generation", "max_tokens", "iteration", "time_in_queue_requests", "lora_requests_info",
+       "spec_decode"}
 _V1_COMMON = {"queue", "prefill", "decode", "inference", "max_generation", "max_tokens", "iteration",
-              "lora_requests_info"}
+              "lora_requests_info", "spec_decode"}
 
 GENERATIONS = {
     # V0, fresh start: HELP/TYPE without samples for labelled metrics, the throughput gauges
@@ -353,6 +371,8 @@ def render_metrics(version: str, engines: list[Engine], *, fresh: bool = False, 
         w.histogram("vllm:request_num_preemptions", "Number of preemptions per finished request.",
                     "request_preemptions", PREEMPTIONS)
     _cache_config(w)
+    if has("spec_decode") and any(e.speculative_tokens for e in engines):
+        _spec_decode(w)
     if has("lora_requests_info") and any(e.lora_adapters for e in engines):
         w.header("vllm:lora_requests_info", "gauge", "Running stats on lora requests.")
         adapters = ",".join(dict.fromkeys(a for e in engines for a in e.lora_adapters))  # one series, no engine label
@@ -375,6 +395,27 @@ def _cache_config(w: _Writer) -> None:
             fields["engine"] = str(i)
         w.lines.append("vllm:cache_config_info{" + ",".join(f'{k}="{v}"' for k, v in sorted(fields.items()))
                        + "} 1.0")
+
+
+def _spec_decode(w: _Writer) -> None:
+    """Speculative decoding, only on servers started with a speculative config: V1's counters
+    (vllm/v1/spec_decode/metrics.py), or V0's counters and gauges (vllm/engine/metrics.py)."""
+    drafted = lambda e: e.spec_drafts * e.speculative_tokens  # noqa: E731
+    if w.gen.v1:
+        w.counter("vllm:spec_decode_num_drafts", "Number of spec decoding drafts.", lambda e: e.spec_drafts)
+        w.counter("vllm:spec_decode_num_draft_tokens", "Number of draft tokens.", drafted)
+        w.counter("vllm:spec_decode_num_accepted_tokens", "Number of accepted tokens.", lambda e: sum(e.spec_accepted))
+        w.counter("vllm:spec_decode_num_accepted_tokens_per_pos", "Accepted tokens per draft position.",
+                  lambda e: {str(i): n for i, n in enumerate(e.spec_accepted)}, by="position")
+        return
+    emitted = lambda e: sum(e.spec_accepted) + e.spec_drafts  # noqa: E731
+    w.gauge("vllm:spec_decode_draft_acceptance_rate", "Speculative token acceptance rate.",
+            lambda e: round(sum(e.spec_accepted) / max(drafted(e), 1), 6))
+    w.gauge("vllm:spec_decode_efficiency", "Speculative decoding system efficiency.",
+            lambda e: round(emitted(e) / max(e.spec_drafts * (e.speculative_tokens + 1), 1), 6))
+    w.counter("vllm:spec_decode_num_accepted_tokens", "Number of accepted tokens.", lambda e: sum(e.spec_accepted))
+    w.counter("vllm:spec_decode_num_draft_tokens", "Number of draft tokens.", drafted)
+    w.counter("vllm:spec_decode_num_emitted_tokens", "Number of emitted tokens.", emitted)
 
 
 def _http(w: _Writer, engines: list[Engine]) -> None:

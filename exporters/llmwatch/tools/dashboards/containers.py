@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmwatch.tools.dashboards.drill import drill, related
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, annotation, dashboard, link, prom,
                                           query_variable, row, stat, steps, table, timeseries)
 
@@ -80,7 +81,8 @@ def build() -> dict:
                           "properties": [{"id": "unit", "value": "bytes"}]}]),
     ]
     return dashboard(UID, "Docker containers", "Every container on the host, from cAdvisor: CPU and "
-                     "throttling, memory against limits, network, restarts and OOM kills.", panels,
+                     "throttling, memory against limits, network, restarts and OOM kills.", drill(panels),
+                     related=related("logs", "vllm", "gpu", "system"),
                      variables=[query_variable("container", "Container",
                                                'label_values(container_last_seen{name!=""}, name)')],
                      annotations=[FIRING_ALERTS, annotation(

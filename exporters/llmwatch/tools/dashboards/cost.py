@@ -7,6 +7,7 @@ models, cost per 1M tokens on an allocation and a usage basis.
 
 from __future__ import annotations
 
+from llmwatch.tools.dashboards.drill import drill, no_traffic, related
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, link, prom, row,
                                           stat, steps, table, timeseries)
 
@@ -26,12 +27,15 @@ def build() -> dict:
              thresholds=steps(INFO), graph=False),
         stat("Idle GPU spend", "Per hour: each GPU's price times the share of time it idles. Money paid for "
              "GPUs doing nothing; a GPU no model holds counts in full.",
-             [prom("cluster:llmwatch_idle_gpu_cost_dollars_per_hour:sum")], "currencyUSD", decimals=2,
+             [prom("cluster:llmwatch_idle_gpu_cost_dollars_per_hour:sum")], "suffix: $/h", decimals=2,
              thresholds=steps(OK, (WARN, 5), (BAD, 20))),
-        stat("Heartbeat", "The node's pulse: 40 BPM when every GPU idles, 150 at full load "
-             "(insights.heartbeat_*_bpm). Calm is cheap; racing is busy.",
-             [prom("cluster:llmwatch_heartbeat_bpm")], "suffix: BPM", decimals=0,
-             thresholds=steps(INFO, (OK, 60), (WARN, 130))),
+        stat("Cost per 1M tokens, all GPUs", "Every GPU's price per hour — busy, idle or held by no model — "
+             "over the tokens (prompt + generated) all models process per hour, in dollars per million tokens. "
+             "Per-model costs below count only the GPUs each model holds; the difference is GPUs paid for and "
+             "unused. Bad: rising while traffic holds — GPUs were added or sit idle.",
+             [prom("(cluster:llmwatch_gpu_cost_dollars_per_day:sum / 24) / "
+                   "(sum(model_name:vllm_tokens:rate5m) * 3600 / 1e6 > 0)")], "currencyUSD", decimals=3,
+             thresholds=steps(INFO)),
         stat("Unallocated GPUs", "GPUs no vLLM server holds: paid for, serving nothing.",
              [prom("count(llmwatch_insights_gpu_models == 0) or vector(0)")], "none",
              thresholds=steps(OK, (WARN, 1)), graph=False),
@@ -53,7 +57,7 @@ def build() -> dict:
         timeseries("Cost per hour per model", "Price of the GPUs each model holds (a GPU shared by n models "
                    "counts 1/n each).",
                    [prom("model_name:llmwatch_gpu_cost_dollars_per_hour:allocation", "{{model_name}}")],
-                   "currencyUSD", minimum=0, stack=True),
+                   "suffix: $/h", minimum=0, stack=True),
         table("Scaling advice", "Per model, from the insights exporter: scale_up (KV cache, queue, TTFT SLO "
               "burning or busy GPUs), scale_down or consolidate (quiet for the advice window; 'beside': the "
               "model whose GPUs have room). Advice changes at most every advice_hold_seconds.",
@@ -125,7 +129,8 @@ def build() -> dict:
                    minimum=0, thresholds=steps(OK, (WARN, 1), (BAD, 20))),
     ]
     return dashboard(UID, "Cost & capacity", "GPU-hours, energy and spend against tokens produced; "
-                     "efficiency per GPU and container; KV-cache and queue headroom.", panels,
+                     "efficiency per GPU and container; KV-cache and queue headroom.", drill(no_traffic(panels)),
+                     related=related("gpu", "vllm", "litellm", "langfuse"),
                      annotations=[FIRING_ALERTS], time_from="now-24h")
 
 

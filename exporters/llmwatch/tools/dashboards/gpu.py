@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmwatch.tools.dashboards.drill import drill, related
 from llmwatch.tools.dashboards.grafana import (BAD, DASHED, FIRING_ALERTS, INFO, OK, WARN, dashboard, link, override,
                                           prom, query_variable, row, stat, steps, table, timeseries, value_text)
 
@@ -24,6 +25,41 @@ def traffic(title: str, description: str, link: str) -> dict:
     return timeseries(title, description, [
         prom(f"sum(rate(llmwatch_gpu_{link}_{direction}_bytes_total{{{G}}}{RATE}))", direction)
         for direction in ("transmit", "receive")], "Bps", w=8)
+
+
+def per_gpu() -> list[dict]:
+    """Per-GPU views of what the board otherwise averages or sums over GPUs: one busy or one
+    saturated GPU out of eight hides in an average (dcgm-exporter's board shows them per GPU)."""
+    not_reported = "Not reported (GPM counters need a Hopper or newer GPU)"
+    activity = []
+    for title, metric, words in (
+            ("Tensor-core activity per GPU", "tensor_active", "Share of cycles any tensor pipe was busy, per GPU "
+             "(NVML GPM, Hopper and newer): the best measure of useful LLM work. Bad: one GPU far below the "
+             "others of the same model (tensor-parallel imbalance), or low while its model queues requests."),
+            ("SM activity per GPU", "sm_active", "Share of SMs with work resident, per GPU (NVML GPM, Hopper and "
+             "newer). Bad: high SM activity with low tensor activity — the GPU is busy on memory or "
+             "non-matrix work; near 0 on a GPU whose model has traffic — it is not being fed.")):
+        panel = timeseries(title, words, [prom(f"llmwatch_gpu_{metric}_ratio{{{G}}}", "GPU {{gpu}}")],
+                           "percentunit", minimum=0, maximum=1, thresholds=BUSY)
+        panel["fieldConfig"]["defaults"]["noValue"] = not_reported
+        activity.append(panel)
+    return [
+        row("Per GPU: activity, PCIe and NVLink"),
+        *activity,
+        timeseries("PCIe traffic per GPU", "Bytes per second over PCIe per GPU, out (GPU to host) and in. "
+                   "Bad: one GPU with steady heavy traffic while serving — CPU offload, swapping or a "
+                   "misplaced process; spikes at model load are normal.",
+                   [prom(f"rate(llmwatch_gpu_pcie_transmit_bytes_total{{{G}}}{RATE})", "GPU {{gpu}} out"),
+                    prom(f"rate(llmwatch_gpu_pcie_receive_bytes_total{{{G}}}{RATE})", "GPU {{gpu}} in")], "Bps",
+                   minimum=0),
+        timeseries("NVLink traffic per GPU", "Bytes per second over all NVLink links per GPU, out and in: "
+                   "tensor-parallel traffic between the GPUs of one model. Bad: one GPU of a tensor-parallel "
+                   "group well below its peers (a link down, see NVLink links down), or NVLink traffic on "
+                   "GPUs whose model runs on one GPU.",
+                   [prom(f"rate(llmwatch_gpu_nvlink_transmit_bytes_total{{{G}}}{RATE})", "GPU {{gpu}} out"),
+                    prom(f"rate(llmwatch_gpu_nvlink_receive_bytes_total{{{G}}}{RATE})", "GPU {{gpu}} in")], "Bps",
+                   minimum=0),
+    ]
 
 
 def build() -> dict:
@@ -165,9 +201,11 @@ def build() -> dict:
                       "driver_version": "Driver", "cuda_version": "CUDA", "vbios_version": "VBIOS",
                       "mig_mode": "MIG"}),
     ]
+    panels += per_gpu()
     return dashboard(UID, "GPU", "Per GPU and per container: utilisation and profiling activity, memory, "
                      "temperatures against NVML limits, power and energy, clocks and why they are held, "
-                     "ECC/XID/row remapping, PCIe and NVLink.", panels,
+                     "ECC/XID/row remapping, PCIe and NVLink.", drill(panels),
+                     related=related("vllm", "containers", "cost", "logs"),
                      variables=[query_variable("gpu", "GPU", "label_values(llmwatch_gpu_info, gpu)"),
                                 query_variable("container", "Container", "label_values("
                                                'llmwatch_gpu_container_memory_used_bytes{gpu=~"$gpu"}, container)')],

@@ -246,8 +246,9 @@ def layout(items: list[dict]) -> list[dict]:
 
 def dashboard(uid: str, title: str, description: str, panels: list[dict], *, variables: list[dict] | None = None,
               annotations: list[dict] = (), refresh: str = "30s", time_from: str = "now-6h",
-              prometheus: bool = True) -> dict:
-    """A board; ``prometheus=False`` leaves out the Prometheus datasource picker (Loki-only boards)."""
+              prometheus: bool = True, related: list[dict] = ()) -> dict:
+    """A board; ``prometheus=False`` leaves out the Prometheus datasource picker (Loki-only boards);
+    ``related``: links to related boards at the top (drill.related)."""
     builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
                "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}
     return {
@@ -256,7 +257,8 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict], *, var
         "time": {"from": time_from, "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0, "liveNow": False,
         "links": [{"type": "dashboards", "tags": [TAG], "asDropdown": False, "title": "llmwatch",
                    "includeVars": False, "keepTime": True, "targetBlank": False, "icon": "external link",
-                   "tooltip": "The other llmwatch boards"}],
+                   "tooltip": "The other llmwatch boards"},
+                  *related],
         "annotations": {"list": [builtin, *annotations]},
         "templating": {"list": [datasource_variable()] * prometheus + [*(variables or [])]},
         "panels": layout(panels),

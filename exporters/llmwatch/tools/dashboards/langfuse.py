@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmwatch.tools.dashboards import limits
+from llmwatch.tools.dashboards.drill import drill, no_traffic, related
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, dashboard, link, override, prom,
                                           query_variable, row, stat, steps, timeseries, value_text)
 
@@ -10,6 +11,27 @@ UID = "llmwatch-langfuse"
 P = 'project=~"$project"'
 PM = 'project=~"$project", model=~"$model"'
 RATE = "[$__rate_interval]"
+
+
+def by_project_and_environment() -> list[dict]:
+    """Several projects and environments side by side (Langfuse's own home shows one project at a
+    time): traces and cost per project and environment. The environment label is there only with
+    ``langfuse.environment_label = true`` (off by default: most installations have one); without
+    it these panels show one line per project."""
+    return [
+        row("Projects and environments"),
+        timeseries("Traces/s per project and environment", "Traces per second by project and environment "
+                   "(Langfuse's environment attribute: production, staging...; split only with the exporter's "
+                   "langfuse.environment_label = true). Bad: a project or "
+                   "environment dropping to 0 while its application runs — its SDK stopped sending.",
+                   [prom(f"sum by (project, environment) (rate(llmwatch_langfuse_traces_total{{{P}}}{RATE}))",
+                         "{{project}} / {{environment}}")], "reqps", minimum=0),
+        timeseries("Cost per project and environment", "Cost per hour by project and environment, as Langfuse "
+                   "computes it. Bad: a staging or test environment costing like production, or a "
+                   "project's cost jumping without more traces.",
+                   [prom(f"sum by (project, environment) (rate(llmwatch_langfuse_cost_usd_total{{{P}}}{RATE})) * 3600",
+                         "{{project}} / {{environment}}")], "suffix: $/h", minimum=0, stack=True),
+    ]
 
 
 def build() -> dict:
@@ -61,7 +83,7 @@ def build() -> dict:
         timeseries("Cost per model", "Cost per hour per model, as Langfuse computes it (the user's cost, else "
                    "its model prices; v2 rows without any cost are priced as Langfuse's own views price them).",
                    [prom(f"sum by (model) (rate(llmwatch_langfuse_cost_usd_total{{{PM}}}{RATE})) * 3600",
-                         "{{model}}")], "currencyUSD", minimum=0, stack=True),
+                         "{{model}}")], "suffix: $/h", minimum=0, stack=True),
         timeseries("Tokens/s per model", "Input and output tokens per second per model (Langfuse v2: usage "
                    "measured in tokens only, not characters, images or seconds).",
                    [prom(f"sum by (model, direction) (rate(llmwatch_langfuse_tokens_total{{{PM}}}{RATE}))",
@@ -91,7 +113,9 @@ def build() -> dict:
                    "ops", minimum=0),
     ]
     return dashboard(UID, "Langfuse analytics", "What the application traced: traces, generations, "
-                     "cost and tokens per model, latency and time to first token, errors and scores.", panels,
+                     "cost and tokens per model, latency and time to first token, errors and scores.",
+                     drill(no_traffic(panels + by_project_and_environment())),
+                     related=related("litellm", "vllm", "cost"),
                      variables=[query_variable("project", "Project",
                                                "label_values(llmwatch_langfuse_observations_total, project)"),
                                 query_variable("model", "Model", 'label_values(llmwatch_langfuse_tokens_total'

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from llmwatch import mixin
+from llmwatch.mixin import seconds
 from llmwatch.tools.dashboards import limits
+from llmwatch.tools.dashboards.drill import drill, no_traffic, related
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, gauge, link,
                                           override, prom, query_variable, row, stat, state_timeline, steps, table,
                                           timeseries, value_text)
@@ -17,6 +20,77 @@ UP_DOWN = value_text({"1": ("up", OK), "0": ("down", BAD)})
 # per model group, a model that never failed would show "No data" instead of 0.
 REQUESTS_PER_MODEL = f"sum by (requested_model) (rate(litellm_proxy_total_requests_metric_total{{{M}}}{RATE}))"
 ZERO_PER_MODEL = f"{REQUESTS_PER_MODEL} * 0"
+
+
+def p95(metric: str, by: str, matcher: str) -> str:
+    return f"histogram_quantile(0.95, sum by ({by}, le) (rate({metric}_bucket{{{matcher}}}{RATE})))"
+
+
+def proxy_detail() -> list[dict]:
+    """What LiteLLM's published boards show beyond traffic and spend: where the time of a request
+    goes (the proxy itself or the model behind it), the first token through the proxy, the
+    response cache, the upstream rate limits, cooldowns and LiteLLM's own Redis and database.
+    Labels as LiteLLM names them: ``requested_model`` on request metrics, ``model_group`` on the
+    overhead and rate-limit gauges, ``model`` on cache metrics."""
+    slo = mixin.MIXIN.slo.default.ttft_p95_seconds
+    group = 'model_group=~"$model"'
+    cache = timeseries("Response cache hits", "Share of requests LiteLLM answered from its response cache, per "
+                       "model. Only with litellm_settings.cache on. Bad: a drop after a deploy — the cache "
+                       "(Redis) is unreachable or its keys changed, and every request goes to the models again.",
+                       [prom(f"sum by (model) (rate(litellm_cache_hits_metric_total{RATE})) / (sum by (model) "
+                             f"(rate(litellm_cache_hits_metric_total{RATE})) + sum by (model) "
+                             f"(rate(litellm_cache_misses_metric_total{RATE})))", "{{model}}")], "percentunit",
+                       minimum=0, maximum=1, w=8)
+    cache["fieldConfig"]["defaults"]["noValue"] = "No response cache configured"
+    remaining = timeseries("Upstream rate limit left", "Requests and tokens the provider says are left in its "
+                           "current rate-limit window, per deployment (its x-ratelimit-remaining-* headers; "
+                           "hosted APIs send them, vLLM does not). Bad: near 0 — the next requests get 429 and "
+                           "LiteLLM falls back or fails.",
+                           [prom(f"min by (model_group, api_base) (litellm_remaining_requests_metric{{{group}}})",
+                                 "{{model_group}} @ {{api_base}} requests"),
+                            prom(f"min by (model_group, api_base) (litellm_remaining_tokens_metric{{{group}}})",
+                                 "{{model_group}} @ {{api_base}} tokens")], "short", minimum=0, w=8)
+    remaining["fieldConfig"]["defaults"]["noValue"] = "No upstream sends rate-limit headers"
+    services = timeseries("Redis and database calls failing", "LiteLLM's own calls to Redis (cache, rate "
+                          "limits, shared state) and to its Postgres (keys, spend) that failed per second, from "
+                          "its service metrics (litellm_settings.service_callback: [\"prometheus_system\"]). "
+                          "Bad: any steady rate — limits and spend tracking go wrong; see also Database above.",
+                          [prom(f"sum(rate(litellm_redis_failed_requests_total{RATE}))", "Redis"),
+                           prom(f"sum(rate(litellm_postgres_failed_requests_total{RATE}))", "Postgres")], "reqps",
+                          minimum=0, w=8)
+    services["fieldConfig"]["defaults"]["noValue"] = "Service metrics off (service_callback prometheus_system)"
+    return [
+        row("Where the time goes, cache, limits and cooldowns"),
+        timeseries("Total vs LLM API time", "p95 of a request through the proxy (total) and of the call to the "
+                   "model behind it (LLM API), per model group. The gap is LiteLLM itself: auth, routing, "
+                   "callbacks, retries. Bad: the gap growing while LLM API time holds — the proxy is the "
+                   "bottleneck (CPU, database, Redis).",
+                   [prom(p95("litellm_request_total_latency_metric", "requested_model", M), "{{requested_model}} total"),
+                    prom(p95("litellm_llm_api_latency_metric", "requested_model", M), "{{requested_model}} LLM API")],
+                   "s", minimum=0, w=8),
+        timeseries("Proxy overhead", "p95 of the time LiteLLM adds to each request (its own overhead metric), "
+                   "per model group. Bad: above a few tens of milliseconds, or rising with traffic — the proxy "
+                   "needs more workers or its database or Redis is slow.",
+                   [prom(p95("litellm_overhead_latency_metric", "model_group", group), "{{model_group}}")], "s",
+                   minimum=0, w=8),
+        timeseries("Time to first token through the proxy", "p95 time to the first streamed token of the call "
+                   f"from LiteLLM to the model, per model group (streamed requests only). Dashed: the {seconds(slo)} "
+                   "TTFT SLO, where the ProbeTtftAboveSlo alert warns for the probe through LiteLLM. Bad: above it "
+                   "while vLLM's own TTFT is below — the time is lost between the proxy and the engine.",
+                   [prom(p95("litellm_llm_api_time_to_first_token_metric", "requested_model", M), "{{requested_model}}")],
+                   "s", minimum=0, w=8, thresholds=steps(OK, (BAD, slo)), threshold_lines=True),
+        cache,
+        remaining,
+        timeseries("Deployments cooled down", "Times LiteLLM's router put a deployment in cooldown (took it out "
+                   "of rotation after failures) per interval, by deployment and the status that caused it "
+                   "(0 for a deployment never cooled down: LiteLLM creates the series at the first one). "
+                   "Bad: any — traffic moves to the other deployments of the group, or fails if none is left.",
+                   [prom(f"sum by (litellm_model_name, api_base) (increase(litellm_deployment_cooled_down_total{RATE})) "
+                         f"or sum by (litellm_model_name, api_base) (rate(litellm_deployment_total_requests_total{RATE})) * 0",
+                         "{{litellm_model_name}} @ {{api_base}}")], "none", bars=True, minimum=0,
+                   thresholds=steps(OK, (BAD, 1)), w=8),
+        services,
+    ]
 
 
 def build() -> dict:
@@ -115,7 +189,7 @@ def build() -> dict:
              thresholds=steps(INFO), w=6),
         timeseries("Spend per model", "Spend per hour per model group, from LiteLLM's spend counter.",
                    [prom(f"sum by (requested_model) (rate(litellm_spend_metric_total{{{M}}}{RATE})) * 3600",
-                         "{{requested_model}}")], "currencyUSD", minimum=0, w=12),
+                         "{{requested_model}}")], "suffix: $/h", minimum=0, w=12),
         bargauge("Top keys by spend", "The biggest-spending keys (top N by the exporter; 'other' sums the "
                  "rest). Bar colour: orange from $100.",
                  [prom("topk(10, llmwatch_litellm_key_spend_usd)", "{{api_key_alias}} {{hashed_api_key}}")],
@@ -138,8 +212,10 @@ def build() -> dict:
               rename={"api_key_alias": "Key alias", "hashed_api_key": "Key hash", "Value": "Days left"},
               thresholds=steps(BAD, (WARN, 7), (OK, 14))),
     ]
+    panels += proxy_detail()
     return dashboard(UID, "LiteLLM", "The proxy in front of the models: health, requests and errors per "
-                     "model group, fallbacks, latency, deployment state, spend and budgets.", panels,
+                     "model group, fallbacks, latency, deployment state, spend and budgets.",
+                     drill(no_traffic(panels)), related=related("vllm", "langfuse", "cost", "logs"),
                      variables=[query_variable("model", "Model group", "label_values("
                                                "litellm_proxy_total_requests_metric_total, requested_model)")],
                      annotations=[FIRING_ALERTS])

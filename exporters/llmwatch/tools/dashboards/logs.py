@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from llmwatch.mixin import LOG_CUDA_OOM, LOG_ENGINE_DEAD, LOG_ERROR_LEVELS
-from llmwatch.tools.dashboards.grafana import (BAD, OK, WARN, dashboard, link, logs, loki, loki_label_variable, row,
-                                          stat, steps, textbox_variable, timeseries)
+from llmwatch.tools.dashboards.drill import drill, related
+from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, OK, WARN, dashboard, link, logs, loki,
+                                          loki_label_variable, row, stat, steps, textbox_variable, timeseries)
 
 UID = "llmwatch-logs"
 SEL = '{container=~"$container"}'
@@ -14,6 +15,9 @@ ERRORS = f'{{container=~"$container", level=~"{"|".join(LOG_ERROR_LEVELS)}"}}'
 ENGINE = f'|~ "(?i)({LOG_ENGINE_DEAD})"'
 OOM = f'|~ "(?i)({LOG_CUDA_OOM})"'
 GPU = f'|~ "(?i)({LOG_CUDA_OOM}|NCCL (WARN|error)|CUDA error|Xid|uncorrectable ECC)"'
+# The critical alerts as on every board. This board has no Prometheus picker (its panels are all
+# Loki), so the annotation names the provisioned Prometheus datasource by its fixed uid.
+ALERTS = {**FIRING_ALERTS, "datasource": {"type": "prometheus", "uid": "prometheus"}}
 
 
 def build() -> dict:
@@ -49,7 +53,8 @@ def build() -> dict:
              "regular expression).", f'{SEL} |~ "$search"', h=14),
     ]
     return dashboard(UID, "Logs", "Container logs from Loki: volume and errors per container, vLLM engine "
-                     "failures, CUDA out-of-memory and GPU errors, and a searchable view of every line.", panels,
+                     "failures, CUDA out-of-memory and GPU errors, and a searchable view of every line.",
+                     drill(panels), annotations=[ALERTS], related=related("containers", "vllm", "gpu", "system"),
                      variables=[loki_label_variable("container", "Container", "container"),
                                 textbox_variable("search", "Search")], refresh="1m", time_from="now-1h",
                      prometheus=False)

@@ -4,8 +4,9 @@ the board that explains it."""
 from __future__ import annotations
 
 from llmwatch.tools.dashboards import containers, cost, gpu, limits, litellm, logs, system, vllm
-from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, prom, row, stat,
-                                          state_timeline, steps, table, timeseries, value_text)
+from llmwatch.tools.dashboards.drill import drill, no_traffic, related
+from llmwatch.tools.dashboards.grafana import (BAD, DASHED, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, override,
+                                          prom, row, stat, state_timeline, steps, table, timeseries, value_text)
 
 UID = "llmwatch-overview"
 RATE = "[$__rate_interval]"
@@ -23,6 +24,9 @@ VLLM_NOT_SERVING = ("count("
                     ") or vector(0)")
 ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupBy=alertname&alertmanager=alertmanager",
                "targetBlank": False}
+# The SLO each model promises, drawn as a line: the alert limits are multiples of it, not the SLO.
+SLO_LINE = override("SLO .*", custom__lineStyle=DASHED, color={"mode": "fixed", "fixedColor": "blue"},
+                    custom__fillOpacity=0)
 
 
 def build() -> dict:
@@ -67,7 +71,8 @@ def build() -> dict:
                    [prom("sum by (model_name) (model_name:vllm_requests:rate5m)", "{{model_name}}")],
                    "reqps", minimum=0, w=8, links=[vllm.LINK]),
         timeseries("TTFT p95 against the SLO", "95th percentile time to first token per model over 5 "
-                   f"minutes (recording rule). Dashed: {slo_words}.",
+                   f"minutes (recording rule). Dashed: {slo_words}. Bad: a model above its SLO line for long — "
+                   "it burns its error budget.",
                    [prom("model_name:vllm_time_to_first_token_seconds:p95_5m", "{{model_name}}"), slo_target],
                    "s", overrides=[slo_dashed], minimum=0, w=8, links=[vllm.LINK]),
         timeseries("Errors", "Share of requests failing: vLLM's API 5xx per server and LiteLLM's failed "
@@ -96,5 +101,6 @@ def build() -> dict:
                       "model_name": "Model", "instance": "Instance"}, links=[ALERTS_PAGE, logs.LINK]),
     ]
     return dashboard(UID, "Overview", "Is everything fine? Alerts, targets, GPUs, model servers, the proxy "
-                     "and spend at a glance; each tile links to the board that explains it.", panels,
+                     "and spend at a glance; each tile links to the board that explains it.",
+                     drill(no_traffic(panels)), related=related("vllm", "gpu", "litellm", "logs", "cost"),
                      annotations=[FIRING_ALERTS], time_from="now-3h")

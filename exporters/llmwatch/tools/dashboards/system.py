@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from llmwatch import mixin
+from llmwatch.mixin import percent
 from llmwatch.tools.dashboards import limits
+from llmwatch.tools.dashboards.drill import drill, related
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, dashboard, link, override, prom, row,
                                           stat, steps, table, timeseries, value_text)
 
@@ -11,6 +14,66 @@ RATE = "[$__rate_interval]"
 # Real filesystems only, as in the HostDisk* alerts (config/prometheus/rules/host.yml).
 NIC = 'device!~"lo|veth.*|docker.*|br-.*|ifb.*|cali.*|flannel.*|virbr.*"'
 CORES = "sum(instance:node_cpus:count)"  # recorded (config/prometheus/rules/recording.yml), as the CPU rates
+
+
+def host_detail() -> list[dict]:
+    """What node-exporter-full shows beyond the summary: per core, per NIC, per disk, inodes,
+    file descriptors and the hardware sensors. Lines at the host alerts' numbers (mixin)."""
+    FS = limits.filesystems()  # noqa: N806
+    m = mixin.MIXIN
+    nic = m.network_device_selector  # the interfaces the HostNetworkErrors alert watches
+    net_errors = m.network_error_ratio
+    inodes_used = round(1 - m.inodes_free_ratio, 6)
+    sensors = timeseries("Hardware temperatures", "Temperature of every hardware sensor the kernel exposes "
+                         "(hwmon: CPU packages and cores, chipset, NVMe drives, NICs), by chip and sensor. Bad: a "
+                         "sensor climbing towards its critical value (node_hwmon_temp_crit_celsius; it differs "
+                         "by part) — the CPU throttles and drives slow down; "
+                         "check fans and airflow (GPUs are on the GPU board).",
+                         [prom("node_hwmon_temp_celsius", "{{chip}} {{sensor}}")], "celsius", minimum=0)
+    net_panel = timeseries("Network errors and drops per interface", "Share of each physical interface's packets "
+                       f"with errors, and dropped. Dashed: {percent(net_errors)} errors, where the HostNetworkErrors "
+                       "alert warns. Bad: errors above it — a bad cable, transceiver or port; drops growing — "
+                       "the receive rings or the kernel cannot keep up.",
+                       [prom(f"(rate(node_network_receive_errs_total{{{nic}}}{RATE}) + rate(node_network_transmit_errs_"
+                             f"total{{{nic}}}{RATE})) / (rate(node_network_receive_packets_total{{{nic}}}{RATE}) + "
+                             f"rate(node_network_transmit_packets_total{{{nic}}}{RATE}))", "{{device}} errors"),
+                        prom(f"(rate(node_network_receive_drop_total{{{nic}}}{RATE}) + rate(node_network_transmit_drop_"
+                             f"total{{{nic}}}{RATE})) / (rate(node_network_receive_packets_total{{{nic}}}{RATE}) + "
+                             f"rate(node_network_transmit_packets_total{{{nic}}}{RATE}))", "{{device}} dropped")],
+                       "percentunit", minimum=0, thresholds=steps(OK, (WARN, net_errors)), threshold_lines=True)
+    net_panel["fieldConfig"]["defaults"]["noValue"] = "No packets on the physical interfaces"
+    sensors["fieldConfig"]["defaults"]["noValue"] = "No hardware sensors visible (a VM or container without hwmon)"
+    return [
+        row("Per core, per interface, per disk"),
+        timeseries("CPU per core", "Busy share of each core (all modes but idle). Bad: a few cores at 100 % "
+                   "while the rest idle — a single-threaded bottleneck (a vLLM API server's event loop, "
+                   "tokenisation) that the average hides.",
+                   [prom(f'1 - rate(node_cpu_seconds_total{{mode="idle"}}{RATE})', "cpu {{cpu}}")], "percentunit",
+                   minimum=0, maximum=1, thresholds=steps(OK, (WARN, 0.8), (BAD, 0.95))),
+        net_panel,
+        timeseries("Disk IOPS", "Reads and writes completed per second per disk. Bad: at the disk's rated "
+                   "IOPS while latency climbs — the disk is saturated (often Prometheus compaction, Loki, or "
+                   "model loading from a slow volume).",
+                   [prom(f"rate(node_disk_reads_completed_total{RATE})", "{{device}} reads"),
+                    prom(f"rate(node_disk_writes_completed_total{RATE})", "{{device}} writes")], "iops", minimum=0),
+        timeseries("Disk latency", "Average time one I/O took per disk (reads and writes together). Bad: tens "
+                   "of milliseconds on an SSD or NVMe drive — queueing or a failing drive; model loads and "
+                   "Prometheus queries slow down with it.",
+                   [prom(f"(rate(node_disk_read_time_seconds_total{RATE}) + rate(node_disk_write_time_seconds_total"
+                         f"{RATE})) / (rate(node_disk_reads_completed_total{RATE}) + "
+                         f"rate(node_disk_writes_completed_total{RATE}))", "{{device}}")], "s", minimum=0),
+        timeseries("Inodes used", "Used share of each real filesystem's inodes. Dashed: "
+                   f"{percent(inodes_used)}, where the HostInodesAlmostExhausted alert pages. Bad: near it — no "
+                   "file can be created although bytes are free (container layers, logs, caches).",
+                   [prom(f"1 - node_filesystem_files_free{{{FS}}} / node_filesystem_files{{{FS}}}", "{{mountpoint}}")],
+                   "percentunit", minimum=0, maximum=1, thresholds=steps(OK, (BAD, inodes_used)),
+                   threshold_lines=True),
+        timeseries("File descriptors", "File handles the kernel has allocated for all processes. Bad: a "
+                   "steady climb that never comes down — a leak (sockets of a proxy, files of an exporter); "
+                   "at the limit (fs.file-max) every open() and accept() fails.",
+                   [prom("node_filefd_allocated", "allocated")], "short", minimum=0),
+        sensors,
+    ]
 
 
 def build() -> dict:
@@ -111,8 +174,10 @@ def build() -> dict:
                                   custom__cellOptions={"type": "color-background", "mode": "basic"})],
               thresholds=steps(BAD, (OK, 1))),
     ]
+    panels += host_detail()
     return dashboard(UID, "System health", "The host (CPU, memory, pressure, disks, network, OOM kills) "
-                     "and the monitoring stack itself (targets, rules, notifications, storage).", panels,
+                     "and the monitoring stack itself (targets, rules, notifications, storage).", drill(panels),
+                     related=related("containers", "gpu", "logs"),
                      annotations=[FIRING_ALERTS])
 
 

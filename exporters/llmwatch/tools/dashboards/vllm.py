@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmwatch import mixin
 from llmwatch.tools.dashboards import limits
+from llmwatch.tools.dashboards.drill import drill, no_traffic, related
 from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, annotation, dashboard,
                                           heatmap, link, override, prom, query_variable, row, stat, steps,
                                           table, timeseries)
@@ -47,6 +48,58 @@ def distribution(metric: str) -> str:
 
 
 FIVE_MINUTES = "5m"  # the heatmaps' min step: their rates are over 5 minutes, finer steps add nothing
+
+
+def mean(metric: str) -> str:
+    """Average per request and model: the histogram's sum over its count."""
+    return (f"sum by (model_name) (rate({metric}_sum{{{SEL}}}{RATE})) / "
+            f"sum by (model_name) (rate({metric}_count{{{SEL}}}{RATE}))")
+
+
+def phases_and_features() -> list[dict]:
+    """What vLLM's own dashboards show beyond latency percentiles: the time a request spends in
+    prefill and in decode, the output length asked for, speculative decoding and LoRA adapters."""
+    ttft_words = limits.ttft()[1]
+    lora = table("LoRA adapters in use", "Per server: the LoRA adapters in the running batch and waiting "
+                 "for a slot, and how many can be loaded at once (max_lora), from vLLM's lora_requests_info "
+                 "(servers started with --enable-lora). Bad: adapters waiting while max_lora is reached — "
+                 "requests for them queue; raise --max-loras or spread the adapters over servers.",
+                 [prom('topk by (container) (1, vllm:lora_requests_info{container=~"$container"})', instant=True,
+                       table=True),
+                  prom('count by (container) (llmwatch_vllm_lora_adapter_info{container=~"$container"})',
+                       instant=True, table=True)], "none", merge=True, w=12,
+                 hide=("Time", "Value #A", "__name__", "job", "instance", "vllm_version"),
+                 rename={"container": "Container", "running_lora_adapters": "Running", "waiting_lora_adapters":
+                         "Waiting", "max_lora": "Max loaded", "Value #B": "Adapters listed"})
+    lora["fieldConfig"]["defaults"]["noValue"] = "No LoRA adapters on these servers"
+    speculative = timeseries(
+        "Speculative decoding acceptance", "Share of draft tokens the model accepted, per model "
+        "(rate of accepted over proposed draft tokens; servers with a speculative config only, V0 and V1). "
+        "Bad: falling — drafts are wasted work and decode gets slower than without speculation; "
+        "check the draft model or lower num_speculative_tokens.",
+        [prom(f"sum by (model_name) (rate(vllm:spec_decode_num_accepted_tokens_total{{{SEL}}}{RATE})) / "
+              f"sum by (model_name) (rate(vllm:spec_decode_num_draft_tokens_total{{{SEL}}}{RATE}))",
+              "{{model_name}}")], "percentunit", minimum=0, maximum=1, w=12)
+    speculative["fieldConfig"]["defaults"]["noValue"] = "No speculative decoding on these servers"
+    return [
+        row("Phases, speculative decoding and adapters"),
+        timeseries("Prefill and decode time per request", "Average time a request spends in prefill (reading "
+                   "its prompt) and in decode (writing its answer), per model (vLLM's PREFILL and DECODE "
+                   f"phases). Bad: prefill growing — long prompts or a cold prefix cache push TTFT towards its "
+                   f"alert limits ({ttft_words}); decode growing while answers are as long — batches too big.",
+                   [prom(mean("vllm:request_prefill_time_seconds"), "{{model_name}} prefill"),
+                    prom(mean("vllm:request_decode_time_seconds"), "{{model_name}} decode")], "s", minimum=0,
+                   w=12),
+        timeseries("Max generation tokens per request", "Average output length requests asked for (max "
+                   "tokens, or what is left of the context) against what they generated, per model. Bad: "
+                   "generated close to the maximum — answers are cut off (finish reason length); a maximum far "
+                   "above what is generated reserves KV cache for nothing.",
+                   [prom(mean("vllm:request_max_num_generation_tokens"), "{{model_name}} asked at most"),
+                    prom(mean("vllm:request_generation_tokens"), "{{model_name}} generated")], "short", minimum=0,
+                   w=12),
+        speculative,
+        lora,
+    ]
 
 
 def build() -> dict:
@@ -157,8 +210,10 @@ def build() -> dict:
                    [prom('max by (container) (llmwatch_vllm_target_scrape_duration_seconds{container=~"$container"})',
                          "{{container}}")], "s", thresholds=steps(OK, (WARN, 2), (BAD, 5)), w=8),
     ]
+    panels += phases_and_features()
     return dashboard(UID, "vLLM", "Per container and model: load, KV cache, latency percentiles and "
-                     "distributions, tokens, errors and versions of every vLLM server.", panels,
+                     "distributions, tokens, errors and versions of every vLLM server.",
+                     drill(no_traffic(panels)), related=related("gpu", "containers", "logs", "litellm"),
                      variables=[query_variable("container", "Container", "label_values(llmwatch_vllm_up, container)"),
                                 query_variable("model", "Model", 'label_values(vllm:num_requests_running'
                                                '{container=~"$container"}, model_name)')],

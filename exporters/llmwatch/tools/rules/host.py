@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmwatch import mixin
+from llmwatch.mixin import fmt, percent
 from llmwatch.tools.rules.build import Group, alert
 
 HEADER = """\
@@ -32,7 +33,7 @@ node_filesystem_avail_bytes{{{FS}}} / node_filesystem_size_bytes < 0.05
                   summary='A filesystem is almost full.',
                   description='{{ $labels.mountpoint }} has only {{ $value | humanizePercentage }} free.'),
             alert('HostInodesAlmostExhausted', f"""\
-node_filesystem_files_free{{{FS}}} / node_filesystem_files{{{FS}}} < 0.05
+node_filesystem_files_free{{{FS}}} / node_filesystem_files{{{FS}}} < {fmt(mixin.MIXIN.inodes_free_ratio)}
   and node_filesystem_readonly == 0
 """, for_='5m', severity='critical',
                   summary='A filesystem is running out of inodes.',
@@ -50,9 +51,9 @@ node_filesystem_readonly{{{FS}}} == 1
             alert('HostNetworkErrors', f"""\
 (rate(node_network_receive_errs_total{{{NIC}}}[5m]) + rate(node_network_transmit_errs_total{{{NIC}}}[5m]))
   / (rate(node_network_receive_packets_total{{{NIC}}}[5m]) + rate(node_network_transmit_packets_total{{{NIC}}}[5m]))
-  > 0.01
+  > {fmt(mixin.MIXIN.network_error_ratio)}
 """, for_='10m', severity='warning',
-                  summary='A network interface has errors on more than 1 % of its packets.',
+                  summary=f'A network interface has errors on more than {percent(mixin.MIXIN.network_error_ratio)} of its packets.',
                   description='{{ $labels.device }} on {{ $labels.instance }} had errors on {{ $value | humanizePercentage }} of its packets for 10 minutes: a bad cable, transceiver or port, or a duplex mismatch.'),
             alert('HostClockSkew', """\
 (node_timex_offset_seconds > 0.05 and deriv(node_timex_offset_seconds[5m]) >= 0)
