@@ -73,3 +73,17 @@ def expand(expr: str, values: dict[str, str]) -> str:
     """``expr`` with variables and built-ins replaced; an unknown variable raises KeyError."""
     every = {**BUILTINS, **values}
     return _REFERENCE.sub(lambda m: every[m.group(1) or m.group(2) or m.group(3)], expr)
+
+
+# Panels whose series exist only where a feature is on that the stack does not run, and why: their
+# queries must still run (a syntax or type error fails), but may return nothing. Each such panel
+# says in its noValue text which feature it needs (tests/dashboards/test_panels.py).
+NEEDS_A_FEATURE = {
+    ("System health", "Hardware temperatures"): "hwmon sensors: none inside a VM or container like the test machine",
+    ("System health", "Network errors and drops per interface"): "packets on a physical interface: the test "
+                                                                  "machine's sees none for seconds (0 / 0)",
+    ("LiteLLM", "Response cache hits"): "a LiteLLM response cache; the stack's proxy has none",
+    ("LiteLLM", "Upstream rate limit left"): "an upstream sending x-ratelimit-remaining-* headers; vLLM sends none",
+    ("LiteLLM", "Redis and database calls failing"): "service_callback prometheus_system with Redis or Postgres; "
+                                                     "the stack's proxy runs with neither",
+}

@@ -18,7 +18,7 @@ import pytest
 
 from llmwatch.simulation.langfuse import generate
 from tests.conftest import require_binary
-from tests.dashboards.boards import expand, load, panels, prometheus_regex, queries, variable_names
+from tests.dashboards.boards import NEEDS_A_FEATURE, expand, load, panels, prometheus_regex, queries, variable_names
 from tests.procs import wait_until
 from tests.stack.stack import Stack
 
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.integration
 BOARDS = load()
 # The Logs board has only Loki queries: test_structure parses them with Grafana's LogQL grammar.
 PROMQL_BOARDS = sorted(name for name, board in BOARDS.items() if any(q.language == "promql" for q in queries(board)))
-# Panels whose series exist only where a feature is on that the stack does not run, and why: their
-# queries must still run (a syntax or type error fails), but may return nothing. Each such panel
-# says in its noValue text which feature it needs (tests/dashboards/test_panels.py).
-NEEDS_A_FEATURE = {
-    ("System health", "Hardware temperatures"): "hwmon sensors: none inside a VM or container like the test machine",
-    ("System health", "Network errors and drops per interface"): "packets on a physical interface: the test "
-                                                                  "machine's sees none for seconds (0 / 0)",
-    ("LiteLLM", "Response cache hits"): "a LiteLLM response cache; the stack's proxy has none",
-    ("LiteLLM", "Upstream rate limit left"): "an upstream sending x-ratelimit-remaining-* headers; vLLM sends none",
-    ("LiteLLM", "Redis and database calls failing"): "service_callback prometheus_system with Redis or Postgres; "
-                                                     "the stack's proxy runs with neither",
-}
 
 
 class Traffic:
