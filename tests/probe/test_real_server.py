@@ -43,17 +43,21 @@ def test_exporter_process_probes_engines_and_the_proxy_and_passes_promtool_lint(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def through_proxy(proxy) -> dict[str, str]:
+    """The probe's settings to probe only through this proxy, every second, four tokens at a time."""
+    return {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": "[]",
+            "LLMWATCH_LITELLM__URL": proxy.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY,
+            "LLMWATCH_PROBE__INTERVAL_SECONDS": "1", "LLMWATCH_PROBE__MAX_TOKENS": "4"}
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_probe_streams_through_a_real_litellm_proxy(version, tmp_path):
     """The "through LiteLLM" path with real streaming: the real proxy in front of the demo's engines."""
     with contextlib.closing(Demo(role="vllm", fixed_ports=False).start()) as demo:
         model_list = [hosted_vllm(spec.group, demo.engines[spec.container], f"d-{spec.group}") for spec in ENGINES]
         with LitellmProxy(tmp_path, model_list, version=version, master_key=MASTER_KEY) as proxy:
-            env = {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": "[]",
-                   "LLMWATCH_LITELLM__URL": proxy.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY,
-                   "LLMWATCH_PROBE__INTERVAL_SECONDS": "1", "LLMWATCH_PROBE__MAX_TOKENS": "4"}
             port = free_port()
-            with exporter("probe", port, tmp_path / "probe.log", env):
+            with exporter("probe", port, tmp_path / "probe.log", through_proxy(proxy)):
                 def probed():
                     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
                     seen = {dict(ls).get("model"): v for (name, ls), v in samples(text).items()
@@ -79,11 +83,8 @@ def test_a_real_proxy_gets_probes_of_its_chat_group_only_and_labels_them_as_the_
         embed["model_info"]["mode"] = "embedding"
         model_list = [hosted_vllm(chat_spec.group, demo.engines[chat_spec.container], "d-chat"), embed]
         with LitellmProxy(tmp_path, model_list, version=version, master_key=MASTER_KEY) as proxy:
-            env = {"LLMWATCH_VLLM__DISCOVERY": "false", "LLMWATCH_VLLM__TARGETS": "[]",
-                   "LLMWATCH_LITELLM__URL": proxy.url, "LLMWATCH_LITELLM__MASTER_KEY": MASTER_KEY,
-                   "LLMWATCH_PROBE__INTERVAL_SECONDS": "1", "LLMWATCH_PROBE__MAX_TOKENS": "4"}
             port = free_port()
-            with exporter("probe", port, tmp_path / "probe.log", env):
+            with exporter("probe", port, tmp_path / "probe.log", through_proxy(proxy)):
                 def probed():
                     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
                     ok = samples(text).get(("llmwatch_probe_success",

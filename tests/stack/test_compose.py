@@ -14,15 +14,14 @@ import fnmatch
 import json
 import re
 import subprocess
-import threading
 import tomllib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from llmwatch.simulation.server import FakeServer
 from llmwatch.tools.stack_config.render import EXPORTER_PROFILES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -357,29 +356,17 @@ def test_demo_profile_runs_simulated_upstreams_and_an_exporter_of_each_kind(tmp_
     assert json.loads((tmp_path / "prometheus" / "targets" / "llmwatch-gpu.json").read_text()) == []
 
 
-class FakeDockerApi:
+class FakeDockerApi(FakeServer):
     """GET /containers/json as the socket proxy answers it: the containers of some compose projects."""
 
     def __init__(self, containers: list[dict]):
-        self.asked: list[str] = []
-        asked = self.asked
+        super().__init__()
+        self.containers = containers
+        self.asked = self.requests
+        self.host = f"tcp://127.0.0.1:{self.port}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                asked.append(self.path)
-                body = json.dumps(containers).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"tcp://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, path, headers):
+        return 200, "application/json", json.dumps(self.containers).encode()
 
 
 def container(project: str, service: str, oneoff: str = "False") -> dict:
@@ -397,7 +384,7 @@ def test_stack_config_scrapes_the_exporters_compose_made_containers_for(tmp_path
     api = FakeDockerApi([container("llmwatch", "litellm-exporter"), container("llmwatch", "demo"),
                          container("llmwatch", "insights-exporter"),
                          container("other", "gpu-exporter"),  # another project's
-                         container("llmwatch", "vllm-exporter", oneoff="True")])  # a `compose run`
+                         container("llmwatch", "vllm-exporter", oneoff="True")]).start()  # a `compose run`
     assert "LLMWATCH_DOCKER__HOST" in SERVICES["stack-config"]["environment"]
     assert SERVICES["stack-config"]["environment"]["LLMWATCH_COMPOSE_PROJECT"] == "${COMPOSE_PROJECT_NAME:-llmwatch}"
     assert "docker-proxy" in SERVICES["stack-config"]["depends_on"]
@@ -412,7 +399,7 @@ def test_stack_config_scrapes_the_exporters_compose_made_containers_for(tmp_path
     for job in ("llmwatch-gpu", "llmwatch-vllm", "llmwatch-langfuse", "llmwatch-probe"):
         assert targets[f"{job}.json"] == [], job
     assert api.asked and "all=1" in api.asked[0] and "com.docker.compose.project%3Dllmwatch" in api.asked[0]
-    api.server.shutdown()
+    api.close()
 
 
 def test_stack_config_stops_when_it_cannot_ask_docker(tmp_path, monkeypatch):

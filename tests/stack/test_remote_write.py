@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmwatch.simulation.server import FakeServer
 from llmwatch.tools.stack_config import cli as stack_main
 from llmwatch.tools.stack_config import render
 from tests.binaries import binary
@@ -224,31 +223,17 @@ def test_promtool_accepts_the_rendered_configuration(tmp_path, monkeypatch, auth
     assert f"{rule_files} rule files found" in result.stdout  # ../rules/*.yml found from stack/
 
 
-class Exposition:
+class Exposition(FakeServer):
     """A /metrics that always answers the same text: the vLLM exporter's scrape of the reference
     fleet (tests/test_series_budget.py), a load with the label sets of the real thing."""
 
     def __init__(self, text: str):
-        body = text.encode()
+        super().__init__()
+        self.body = text.encode()
+        self.address = f"127.0.0.1:{self.port}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, path, headers):
+        return 200, "text/plain; version=0.0.4", self.body
 
 
 def own_metrics(url: str) -> dict[tuple[str, str], float]:
@@ -281,7 +266,7 @@ def test_samples_reach_the_store_with_their_labels_and_a_wrong_password_lands_no
     (store_dir / "web.yml").write_text(render.prometheus_web_config(store_env, rounds=4))
     exposition = vllm_fleet(tmp_path)
     fleet_series = sum(len(f.samples) for f in text_string_to_metric_families(exposition))
-    fleet = Exposition(exposition)
+    fleet = Exposition(exposition).start()
     processes = []
     try:
         processes.append(Process([prometheus, f"--config.file={store_dir / 'prometheus.yml'}",
