@@ -27,17 +27,17 @@ def build() -> dict:
              [prom(f'sum(increase(container_oom_events_total{{{C}, name!=""}}[$__range]))')], "none", decimals=0,
              thresholds=steps(OK, (BAD, 1)), graph=False, w=6),
         stat("CPU used", "Cores used by all selected containers together.",
-             [prom(f'sum(rate(container_cpu_usage_seconds_total{{{C}, name!=""}}{RATE}))')], "suffix: cores",
+             [prom(f'sum(name:container_cpu_usage_seconds:rate5m{{{C}}})')], "suffix: cores",
              decimals=1, thresholds=steps(INFO), w=6),
 
         row("CPU and memory"),
         timeseries("CPU per container", "Cores used per container. Bad: a vLLM API server pinned at 1 core "
                    "(its event loop is single-threaded; it becomes the bottleneck).",
-                   [prom(f'sum by (name) (rate(container_cpu_usage_seconds_total{{{C}, name!=""}}{RATE}))',
+                   [prom(f'name:container_cpu_usage_seconds:rate5m{{{C}}}',
                          "{{name}}")], "suffix: cores", minimum=0, links=LOGS),
         timeseries("CPU throttled", "Share of time each container was held back by its CPU limit. Bad: "
                    "above a few percent — raise the limit or expect latency.",
-                   [prom(f'sum by (name) (rate(container_cpu_cfs_throttled_seconds_total{{{C}, name!=""}}{RATE}))',
+                   [prom(f'name:container_cpu_cfs_throttled_seconds:rate5m{{{C}}}',
                          "{{name}}")], "percentunit", minimum=0, thresholds=steps(OK, (WARN, 0.05), (BAD, 0.25)),
                    threshold_lines=True, links=LOGS),
         timeseries("Memory per container", "Working set (memory the kernel cannot reclaim) per container. "
@@ -53,9 +53,9 @@ def build() -> dict:
 
         row("Network, restarts and OOM"),
         timeseries("Network per container", "Bytes per second in and out of each container.",
-                   [prom(f'sum by (name) (rate(container_network_receive_bytes_total{{{C}, name!=""}}{RATE}))',
+                   [prom(f'name:container_network_receive_bytes:rate5m{{{C}}}',
                          "{{name}} in"),
-                    prom(f'sum by (name) (rate(container_network_transmit_bytes_total{{{C}, name!=""}}{RATE}))',
+                    prom(f'name:container_network_transmit_bytes:rate5m{{{C}}}',
                          "{{name}} out")], "Bps", minimum=0, w=8),
         timeseries("Restarts", "Container (re)starts per interval. Bad: repeated bars for one container — "
                    "a crash loop (the ContainerRestarting alert fires at 3 in 15 minutes).",

@@ -35,6 +35,11 @@ BOARD_COUNTERS = (("request_success", "finished_reason"), ("prompt_tokens", ""),
                   ("prefix_cache_hits", ""), ("prefix_cache_queries", ""), ("num_preemptions", ""))
 
 
+# cAdvisor counters the Docker containers board draws per container.
+CADVISOR_COUNTERS = ("cpu_usage_seconds", "cpu_cfs_throttled_seconds", "network_receive_bytes",
+                     "network_transmit_bytes")
+
+
 def board_rules() -> list:
     """Per-second rates by container and model over 5 minutes: a board query reads one recorded sample
     per series and step instead of a rate over every engine's raw samples (issue 23: the raw
@@ -116,6 +121,14 @@ sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
                    comment="CPU seconds per second by mode, and the cores, for the System board (a GPU host has\n"
                            "hundreds of cores, each with eight mode counters)."),
             record('instance:node_cpus:count', 'count without (cpu, mode) (node_cpu_seconds_total{mode="idle"})'),
+        ]),
+        Group('llmwatch-containers-recording', [
+            record(f'name:container_{name}:rate5m', f'sum by (name) (rate(container_{name}_total{{name!=""}}[5m]))',
+                   comment="Per-container rates for the Docker containers board: cAdvisor keeps a series per network\n"
+                           "interface and per cgroup, so a raw rate over a day of every container was its slowest\n"
+                           "query (issue 23). Containers without a name (cgroups of the host) are left out.\n"
+                   if i == 0 else "")
+            for i, name in enumerate(CADVISOR_COUNTERS)
         ]),
         Group('llmwatch-gpu-recording', [
             record('job:llmwatch_gpu_utilization_ratio:avg', 'avg by (job, simulated) (llmwatch_gpu_utilization_ratio)'),
