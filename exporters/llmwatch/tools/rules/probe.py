@@ -28,7 +28,14 @@ sum by (target, model, simulated) (increase(llmwatch_probe_requests_total{outcom
             alert('ProbeThroughLitellmFailing', 'max_over_time(llmwatch_probe_success{target="litellm"}[10m]) == 0', for_='5m', severity='critical',
                   summary='Completions of a model group through LiteLLM fail.',
                   description='Not one probe of model group {{ $labels.model }} through the LiteLLM proxy has succeeded for 15 minutes; clients get errors too. llmwatch_probe_requests_total{target="litellm"} names the outcome.'),
-            alert('ProbeEngineFailing', 'target_model:llmwatch_probe_success:ratio_30m{target!="litellm"} < 0.9', for_='10m', severity='warning',
+            # A vLLM container loading its model (state "starting", within its start grace) refuses
+            # the probe's connections; that is VllmInstanceDown's business once the grace is over,
+            # so its failures over the ratio's window are not an engine failing.
+            alert('ProbeEngineFailing', '''\
+target_model:llmwatch_probe_success:ratio_30m{target!="litellm"} < 0.9
+  unless on (target)
+label_replace(max_over_time(llmwatch_vllm_container_state{state="starting"}[30m]) == 1, "target", "$1", "container", "(.*)")
+''', for_='10m', severity='warning',
                   summary='Probes streamed straight to an engine fail.',
                   description='Over 10 % of the probes streamed straight to {{ $labels.target }} (model {{ $labels.model }}) failed over the last 30 minutes.'),
             *ttft_alerts(m),
