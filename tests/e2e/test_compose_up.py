@@ -170,6 +170,11 @@ def write_env(path: Path, socket: Path, data_root: Path, litellm_port: int, webh
         "WATCHDOG_URL": f"http://host.docker.internal:{webhook_port}/watchdog",
         "LLMWATCH_EXTERNAL_HOST": "llmwatch.example", "LLMWATCH_PUBLISH_ADDRESS": "127.0.0.1",
         "GRAFANA_PORT": "0", "PROMETHEUS_PORT": "0", "ALERTMANAGER_PORT": "0",
+        # the ports are ephemeral here (0), so the addresses people would open are given whole, as
+        # behind a reverse proxy: links in alerts are built from them
+        "GRAFANA_EXTERNAL_URL": "http://llmwatch.example:23000",
+        "PROMETHEUS_EXTERNAL_URL": "http://llmwatch.example:23001",
+        "ALERTMANAGER_EXTERNAL_URL": "http://llmwatch.example:23003",
         "LLMWATCH_DOCKER_SOCKET": str(socket), "LLMWATCH_DOCKER_ROOT": str(data_root),
     }
     lines = []
@@ -348,6 +353,9 @@ def check_stack(stack: Stack, engine: engine_module.PrivateEngine, webhook: Webh
          and any(a["labels"]["alertname"] == "Watchdog" for a in p["alerts"])), None), 240)
     assert post["externalURL"].startswith("http://llmwatch.example:"), post["externalURL"]
     assert post["alerts"][0]["generatorURL"].startswith("http://llmwatch.example:"), post["alerts"][0]["generatorURL"]
+    # the runbook link is absolute: Prometheus serves the runbooks page at its external URL
+    assert post["alerts"][0]["annotations"]["runbook_url"] == \
+        "http://llmwatch.example:23001/consoles/runbooks.html#watchdog", post["alerts"][0]["annotations"]
 
     # Alertmanager is published and asks for the password
     am = stack.port("alertmanager", 23003)
