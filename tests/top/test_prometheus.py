@@ -33,7 +33,7 @@ def prometheus(tmp_path_factory):
                   "model_name:vllm_time_to_first_token_seconds:p95_5m", "container:vllm_http_errors:ratio_rate5m",
                   "cluster:llmwatch_heartbeat_bpm", 'ALERTS{alertname="GpuRowRemapFailure", alertstate="firing"}',
                   'ALERTS{alertname="GpuXidHardwareError", alertstate="firing"}')
-        wait_until(lambda: all(prom.query(q, time.time() - 2.0) for q in chains), 90,
+        wait_until(lambda: all(prom.query(q, time.time() - 2.0) for q in chains), 300,
                    "recorded series and firing alerts")
         yield prom
 
