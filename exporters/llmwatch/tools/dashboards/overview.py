@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from llmwatch.tools.dashboards import containers, cost, gpu, limits, litellm, logs, system, vllm
 from llmwatch.tools.dashboards.drill import drill, no_traffic, related
-from llmwatch.tools.dashboards.grafana import (BAD, DASHED, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, override,
+from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard,
                                           prom, row, stat, state_timeline, steps, table, timeseries, value_text)
 
 UID = "llmwatch-overview"
@@ -24,9 +24,6 @@ VLLM_NOT_SERVING = ("count("
                     ") or vector(0)")
 ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupBy=alertname&alertmanager=alertmanager",
                "targetBlank": False}
-# The SLO each model promises, drawn as a line: the alert limits are multiples of it, not the SLO.
-SLO_LINE = override("SLO .*", custom__lineStyle=DASHED, color={"mode": "fixed", "fixedColor": "blue"},
-                    custom__fillOpacity=0)
 
 
 def build() -> dict:
