@@ -25,7 +25,6 @@ from tests.procs import REPO, Process, free_port, wait_until
 
 PASSWORD = "top-test-password-7"
 GIB = 1 << 30
-START = time.time()
 
 # container: (model, up, GPUs, requests/s, 5xx share of /v1/ requests)
 CONTAINERS = {
@@ -57,8 +56,10 @@ def _histogram(name: str, labels: dict, bounds, shares: dict, count: float, mean
     return out
 
 
-def exposition(now: float) -> str:
-    elapsed = now - START + 60.0  # counters start as if a minute old
+def exposition(now: float, start: float) -> str:
+    """The node at ``now`` for a node started at ``start`` (taken when the node starts, not at import: the
+    full suite imports this module half an hour before it runs, and the XID would be too old to alert)."""
+    elapsed = now - start + 60.0  # counters start as if a minute old
     lines = []
     for container, (model, up, gpus, rate, errors) in CONTAINERS.items():
         c = {"container": container}
@@ -95,7 +96,7 @@ def exposition(now: float) -> str:
                            1.0 if gpu == "1" else 0.0))
         lines.append(_line("llmwatch_gpu_remapped_rows_failure", g, 1.0 if gpu == "1" else 0.0))
         lines.append(_line("llmwatch_insights_gpu_cost_dollars_per_hour", {**g, "gpu_name": "NVIDIA H200"}, 3.5))
-    lines.append(_line("llmwatch_gpu_xid_last_timestamp_seconds", {"gpu": "1", "xid": "79"}, START - 120))
+    lines.append(_line("llmwatch_gpu_xid_last_timestamp_seconds", {"gpu": "1", "xid": "79"}, start - 120))
     for gpu, model in (("0", "llama-3.1-70b"), ("1", "llama-3.1-70b"), ("2", "qwen3-32b")):
         lines.append(_line("llmwatch_insights_gpu_allocation_ratio", {"gpu": gpu, "model_name": model}, 1))
     for model, ttft in (("default", 1.0), ("qwen3-32b", 2.5)):
@@ -112,10 +113,14 @@ def exposition(now: float) -> str:
 
 
 class NodeExporter(FakeServer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.started = time.time()
+
     def answer(self, path: str, headers: dict[str, str]) -> tuple[int, str, bytes]:
         if path != "/metrics":
             return 404, "text/plain", b"not found\n"
-        return 200, "text/plain; version=0.0.4", exposition(time.time()).encode()
+        return 200, "text/plain; version=0.0.4", exposition(time.time(), self.started).encode()
 
 
 class NodePrometheus:
