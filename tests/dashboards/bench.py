@@ -331,6 +331,15 @@ class Prometheus(contextlib.AbstractContextManager):
                 raise RuntimeError(f"Prometheus exited:\n{self.process.log()[-3000:]}") from None
             return False
 
+    def cpu_seconds(self) -> float:
+        """Time all of Prometheus' threads have spent on a CPU (Linux schedstat, nanoseconds). On a
+        machine others share, a query's wall time includes waiting for a core; this does not."""
+        total = 0
+        for task in Path(f"/proc/{self.process.proc.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread may end between listing and reading
+                total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+
     def version(self) -> str:
         return self.client.get("/api/v1/status/buildinfo").json()["data"]["version"]
 
@@ -516,6 +525,7 @@ class Timed:
     series: int
     empty: bool
     samples: int  # samples the query read (Prometheus' totalQueryableSamples): the work, whatever the machine
+    cpu_seconds: float  # Prometheus' own time on a CPU for the query: what waiting for a shared CPU does not add
 
 
 def has_values(data: dict) -> bool:
@@ -543,14 +553,16 @@ def time_board(prometheus: Prometheus, board: dict, end: int, hours: float, runs
                 params = {"query": expr, "start": str(start - start % step), "end": str(stop - stop % step),
                           "step": str(step), "stats": "all"}
                 path = "query_range"
-            took, data = [], None
+            took, cpu, data = [], [], None
             for _ in range(runs):
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), prometheus.cpu_seconds()
                 data = prometheus.api(path, **params)
                 took.append(time.perf_counter() - began)
+                cpu.append(prometheus.cpu_seconds() - began_cpu)
             count = len(data["result"]) if data["resultType"] != "scalar" else 1
             samples = data.get("stats", {}).get("samples", {}).get("totalQueryableSamples", 0)
-            timed.append(Timed(panel, choice, expr, statistics.median(took), count, not has_values(data), samples))
+            timed.append(Timed(panel, choice, expr, statistics.median(took), count, not has_values(data), samples,
+                               statistics.median(cpu)))
     return timed
 
 

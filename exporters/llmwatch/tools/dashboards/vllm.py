@@ -12,7 +12,6 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
 UID = "llmwatch-vllm"
 
 SEL = 'container=~"$container", model_name=~"$model"'
-RATE = "[$__rate_interval]"
 LOGS = [{"title": "Logs of ${__field.labels.container}", "targetBlank": False,
          "url": "/d/llmwatch-logs?var-container=${__field.labels.container}&${__url_time_range}"}]
 
@@ -51,9 +50,9 @@ FIVE_MINUTES = "5m"  # the heatmaps' min step: their rates are over 5 minutes, f
 
 
 def mean(metric: str) -> str:
-    """Average per request and model: the histogram's sum over its count."""
-    return (f"sum by (model_name) (rate({metric}_sum{{{SEL}}}{RATE})) / "
-            f"sum by (model_name) (rate({metric}_count{{{SEL}}}{RATE}))")
+    """Average per request and model over 5 minutes: the histogram's recorded sum rate over its count rate."""
+    return (f"sum by (model_name) ({recorded(metric, suffix='_sum')}) / "
+            f"sum by (model_name) ({recorded(metric, suffix='_count')})")
 
 
 def phases_and_features() -> list[dict]:
@@ -77,8 +76,8 @@ def phases_and_features() -> list[dict]:
         "(rate of accepted over proposed draft tokens; servers with a speculative config only, V0 and V1). "
         "Bad: falling — drafts are wasted work and decode gets slower than without speculation; "
         "check the draft model or lower num_speculative_tokens.",
-        [prom(f"sum by (model_name) (rate(vllm:spec_decode_num_accepted_tokens_total{{{SEL}}}{RATE})) / "
-              f"sum by (model_name) (rate(vllm:spec_decode_num_draft_tokens_total{{{SEL}}}{RATE}))",
+        [prom(f"sum by (model_name) ({recorded('vllm:spec_decode_num_accepted_tokens')}) / "
+              f"sum by (model_name) ({recorded('vllm:spec_decode_num_draft_tokens')})",
               "{{model_name}}")], "percentunit", minimum=0, maximum=1, w=12)
     speculative["fieldConfig"]["defaults"]["noValue"] = "No speculative decoding on these servers"
     return [

@@ -32,7 +32,12 @@ def error_share(by: str, failed: str, total: str) -> str:
 BOARD_HISTOGRAMS = ("time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds",
                     "request_queue_time_seconds", "request_prompt_tokens", "request_generation_tokens")
 BOARD_COUNTERS = (("request_success", "finished_reason"), ("prompt_tokens", ""), ("generation_tokens", ""),
-                  ("prefix_cache_hits", ""), ("prefix_cache_queries", ""), ("num_preemptions", ""))
+                  ("prefix_cache_hits", ""), ("prefix_cache_queries", ""), ("num_preemptions", ""),
+                  ("spec_decode_num_accepted_tokens", ""), ("spec_decode_num_draft_tokens", ""))
+# vLLM histograms the board shows as an average per request (sum over count): only their _sum and
+# _count are recorded, not their buckets.
+BOARD_MEANS = ("request_prefill_time_seconds", "request_decode_time_seconds", "request_max_num_generation_tokens",
+               "request_generation_tokens")
 
 
 # cAdvisor counters the Docker containers board draws per container.
@@ -54,6 +59,10 @@ def board_rules() -> list:
         level = "container_model_name" + (f"_{extra}" if extra else "")
         by = "container, model_name, " + (f"{extra}, " if extra else "") + "simulated"
         rules.append(record(f"{level}:vllm_{name}:rate5m", f"sum by ({by}) (rate(vllm:{name}_total[5m]))"))
+    for name in BOARD_MEANS:
+        for part in ("sum", "count"):
+            rules.append(record(f"container_model_name:vllm_{name}_{part}:rate5m",
+                                f"sum by (container, model_name, simulated) (rate(vllm:{name}_{part}[5m]))"))
     return rules
 
 
