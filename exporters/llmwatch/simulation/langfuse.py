@@ -15,7 +15,9 @@ builder, API routes and environment settings of the tagged releases):
 - ``GET /api/public/v2/metrics?query=<JSON>`` (v2, events tables): on v4 unless the write mode is
   ``legacy`` (404 then), on v3 only with the preview opt-in; no ``traces`` view (400);
   ``config.row_limit`` defaults to 100 (at most 1000); the ``isRootObservation`` dimension from 4.3;
-  the environment reads as null when empty;
+  the environment reads as null when empty; observations carry their trace's ``traceName`` (a root
+  observation's own name when the trace has none) and ``traceRelease`` (null when empty), while
+  v1's ``traces`` view has ``name`` ("" when none) and ``release`` (null when none);
 - both: the query object is validated as Langfuse's zod schema does (unknown keys such as
   ``chartConfig`` dropped, ``fromTimestamp`` before ``toTimestamp`` or 400, unknown views,
   dimensions, measures or filter columns 400); the time range includes both ends; a filter on

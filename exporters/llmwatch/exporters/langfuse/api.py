@@ -37,8 +37,8 @@ from urllib.parse import quote
 
 from llmwatch.core.fetch import Fetcher, Reply
 from llmwatch.exporters.langfuse.totals import (DEFAULT_ENVIRONMENT, QUANTILES, Aggregate, EnvironmentFilter,
-                                                LatencyRow, ObservationRow, Reading, ScoreRow, SourceError, TraceGroupRow,
-                                                TraceRow)
+                                                LatencyRow, ObservationRow, Reading, ScoreRow, SourceError,
+                                                TraceGroupRow, TraceRow)
 
 ROW_LIMIT = 1000  # config.row_limit's maximum: the most rows one answer can hold
 PERCENTILES = {"0.5": "p50", "0.95": "p95", "0.99": "p99"}
@@ -240,8 +240,9 @@ class ApiSource:
             view, roots = ("traces", ()) if self.traces_view == "traces" else ("observations", ("isRootObservation",))
             fields = TRACE_FIELDS[self.endpoint]
             for by in ((), (fields["name"],), (fields["release"],)):
-                queries.append(Query("traces", view, ("environment", *roots, *by), (("count", "count"),), start, end,
-                                     half_open, splits=("environment",) if roots or by else ()))
+                queries.append(Query(" by ".join(("traces", *by)), view, ("environment", *roots, *by),
+                                     (("count", "count"),), start, end, half_open,
+                                     splits=("environment",) if roots or by else ()))
         queries.append(Query("scores", "scores-numeric", ("environment", "name"), (("count", "count"), ("value", "sum")),
                              start, end, half_open, splits=("environment", "name")))
         return queries
