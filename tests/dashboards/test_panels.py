@@ -29,7 +29,8 @@ EXPECTED = {
     "LiteLLM": ["Total vs LLM API time", "Proxy overhead", "Time to first token through the proxy",
                 "Response cache hits", "Upstream rate limit left", "Deployments cooled down",
                 "Redis and database calls failing"],
-    "Langfuse analytics": ["Traces/s per project and environment", "Cost per project and environment"],
+    "Langfuse analytics": ["Traces/s per project and environment", "Cost per project and environment",
+                           "Traces by name", "Traces by release"],
     "GPU": ["Tensor-core activity per GPU", "SM activity per GPU", "PCIe traffic per GPU", "NVLink traffic per GPU"],
 }
 # Panels whose series exist only where a feature is on: they say so instead of "No data".

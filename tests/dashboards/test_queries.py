@@ -69,9 +69,10 @@ class Traffic:
 def stack(tmp_path_factory):
     for binary in ("prometheus", "alertmanager", "node_exporter"):
         require_binary(binary)
-    # Langfuse 3 (its v1 metrics API with the trace view), read every second.
+    # Langfuse 3 (its v1 metrics API with the trace view), read every second, with the environment label
+    # (the Langfuse board's environment variable lists its values; without it "All" matches the label's absence).
     running = Stack(tmp_path_factory.mktemp("dashboards"), langfuse_version="3.225.4",
-                    langfuse_env={"LLMWATCH_LANGFUSE__CACHE_SECONDS": "1"})
+                    langfuse_env={"LLMWATCH_LANGFUSE__CACHE_SECONDS": "1", "LLMWATCH_LANGFUSE__ENVIRONMENT_LABEL": "true"})
     try:
         running.start()
         with Traffic(running):

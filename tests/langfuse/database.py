@@ -38,9 +38,9 @@ def load(dsn: str, data: Dataset) -> None:
                             "ON CONFLICT (id) DO NOTHING",
                             (m.id, m.project_id, m.model_name, m.match_pattern, m.start_date, m.input_price,
                              m.output_price, m.total_price, m.unit))
-            with cur.copy('COPY traces (id, project_id, name, "timestamp") FROM STDIN') as copy:
+            with cur.copy('COPY traces (id, project_id, name, release, "timestamp") FROM STDIN') as copy:
                 for t in data.traces:
-                    copy.write_row((t.id, t.project_id, t.name, t.timestamp))
+                    copy.write_row((t.id, t.project_id, t.name, t.release, t.timestamp))
             with cur.copy("COPY observations (id, trace_id, project_id, type, level, name, model, start_time, "
                           "end_time, completion_start_time, prompt_tokens, completion_tokens, total_tokens, unit, "
                           "internal_model, parent_observation_id, total_cost, calculated_total_cost) FROM STDIN") as copy:

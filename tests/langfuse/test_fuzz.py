@@ -15,6 +15,7 @@ from tests.langfuse.scenarios import NOW
 from tests.procs import render
 
 KEYS = ["data", "providedModelName", "type", "level", "name", "environment", "isRootObservation", "count_count",
+        "release", "traceName", "traceRelease",
         "sum_inputTokens", "sum_outputTokens", "sum_totalCost", "sum_value", "p50_latency", "p95_latency",
         "p99_timeToFirstToken", "version", "status", "message"]
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
@@ -22,7 +23,8 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st
                                                                                 inner, max_size=6), max_leaves=25)
 PARSERS = [lambda p: api.observation_rows(p, "x"), lambda p: api.trace_rows(p, "x"), lambda p: api.score_rows(p, "x"),
            lambda p: api.latency_rows(p, "x"), lambda p: api.latency_rows(p, "x", by_environment=True),
-           api.environments]
+           api.environments, *(lambda p, f=field: api.trace_group_rows(p, "x", f)
+                               for fields in api.TRACE_FIELDS.values() for field in fields.values())]
 
 
 @settings(max_examples=400, deadline=None)

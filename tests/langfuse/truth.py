@@ -35,7 +35,8 @@ def view_cost(o: Observation, models: list[Model]) -> float:
 
 def empty() -> dict:
     return {"observations": defaultdict(int), "tokens": defaultdict(float), "cost": defaultdict(float),
-            "traces": defaultdict(int), "scores": defaultdict(lambda: [0, 0.0])}
+            "traces": defaultdict(int), "by_name": defaultdict(int), "by_release": defaultdict(int),
+            "scores": defaultdict(lambda: [0, 0.0])}
 
 
 def counted(data: Dataset, start: datetime, end: datetime, *, project_id: str | None = None, v2: bool = False,
@@ -61,6 +62,8 @@ def counted(data: Dataset, start: datetime, end: datetime, *, project_id: str | 
     for t in data.traces:
         if chosen(t, t.timestamp):
             want["traces"][(name[t.project_id], *env(t))] += 1
+            want["by_name"][(name[t.project_id], t.name or "", *env(t))] += 1
+            want["by_release"][(name[t.project_id], t.release or "", *env(t))] += 1
     for s in data.scores:
         if chosen(s, s.timestamp) and s.data_type in ("NUMERIC", "BOOLEAN") and s.value is not None:
             entry = want["scores"][(name[s.project_id], s.name, *env(s))]
@@ -72,7 +75,7 @@ def counted(data: Dataset, start: datetime, end: datetime, *, project_id: str | 
 def plus(*parts: dict) -> dict:
     out = empty()
     for part in parts:
-        for kind in ("observations", "tokens", "cost", "traces"):
+        for kind in ("observations", "tokens", "cost", "traces", "by_name", "by_release"):
             for k, v in part[kind].items():
                 out[kind][k] += v
         for k, (count, total) in part["scores"].items():
@@ -82,7 +85,8 @@ def plus(*parts: dict) -> dict:
 
 
 def exposed(text: str, by_environment: bool = False) -> dict:
-    got = {"observations": {}, "tokens": {}, "cost": {}, "traces": {}, "scores": defaultdict(lambda: [0, 0.0])}
+    got = {"observations": {}, "tokens": {}, "cost": {}, "traces": {}, "by_name": {}, "by_release": {},
+           "scores": defaultdict(lambda: [0, 0.0])}
     for (n, labels), v in samples(text).items():
         ls = dict(labels)
         if not n.startswith(("llmwatch_langfuse_observations", "llmwatch_langfuse_tokens", "llmwatch_langfuse_cost",
@@ -97,6 +101,10 @@ def exposed(text: str, by_environment: bool = False) -> dict:
             got["cost"][(ls["project"], ls["model"], *env)] = v
         elif n == "llmwatch_langfuse_traces_total" and v:
             got["traces"][(ls["project"], *env)] = v
+        elif n == "llmwatch_langfuse_traces_by_name_total" and v:
+            got["by_name"][(ls["project"], ls.get("trace_name", ""), *env)] = v
+        elif n == "llmwatch_langfuse_traces_by_release_total" and v:
+            got["by_release"][(ls["project"], ls.get("release", ""), *env)] = v
         elif n == "llmwatch_langfuse_score_value_count" and v:
             got["scores"][(ls["project"], ls["name"], *env)][0] = v
         elif n == "llmwatch_langfuse_score_value_sum" and v:
@@ -113,6 +121,10 @@ def assert_totals(text: str, want: dict, traces: bool = True, by_environment: bo
         assert v == pytest.approx(want["cost"][k], rel=1e-9)
     if traces:
         assert got["traces"] == {k: v for k, v in want["traces"].items() if v}
+        assert got["by_name"] == {k: v for k, v in want["by_name"].items() if v}
+        assert got["by_release"] == {k: v for k, v in want["by_release"].items() if v}
+    else:
+        assert got["by_name"] == got["by_release"] == {}
     assert got["scores"].keys() == {k for k, (c, _) in want["scores"].items() if c}
     for k, (count, total) in got["scores"].items():
         assert count == want["scores"][k][0] and total == pytest.approx(want["scores"][k][1])

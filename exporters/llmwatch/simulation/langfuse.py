@@ -15,7 +15,9 @@ builder, API routes and environment settings of the tagged releases):
 - ``GET /api/public/v2/metrics?query=<JSON>`` (v2, events tables): on v4 unless the write mode is
   ``legacy`` (404 then), on v3 only with the preview opt-in; no ``traces`` view (400);
   ``config.row_limit`` defaults to 100 (at most 1000); the ``isRootObservation`` dimension from 4.3;
-  the environment reads as null when empty;
+  the environment reads as null when empty; observations carry their trace's ``traceName`` (a root
+  observation's own name when the trace has none) and ``traceRelease`` (null when empty), while
+  v1's ``traces`` view has ``name`` ("" when none) and ``release`` (null when none);
 - both: the query object is validated as Langfuse's zod schema does (unknown keys such as
   ``chartConfig`` dropped, ``fromTimestamp`` before ``toTimestamp`` or 400, unknown views,
   dimensions, measures or filter columns 400); the time range includes both ends; a filter on
@@ -45,6 +47,7 @@ JUDGE_MODEL = "gpt-4o-mini"
 # Environments Langfuse writes its own traces to (LLM-as-a-judge, prompt experiments); its UI hides
 # every environment starting with "langfuse-" unless the user selects it.
 INTERNAL_ENVIRONMENTS = ("langfuse-llm-as-a-judge", "langfuse-prompt-experiment")
+RELEASES = ("2026.11.1", "2026.11.1", "2026.11.2", None)  # None: a trace sent without a release
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Trace:
     name: str
     timestamp: datetime
     environment: str = "default"
+    release: str | None = None
 
 
 @dataclass
@@ -134,6 +138,7 @@ def generate(now: datetime, traces: int = 200, seed: int = 7, span: timedelta = 
     ``<prefix>t1``, ``<prefix>o2``...: give datasets loaded together different prefixes.
     """
     rng = random.Random(seed)
+    releases = random.Random(f"{seed}-releases")  # its own stream: the other values stay as they were
     data = Dataset(projects=projects or {"p-chat": "chat-app", "p-rag": "rag-search"})
     ids = iter(range(10**9))
     for _ in range(traces):
@@ -143,7 +148,7 @@ def generate(now: datetime, traces: int = 200, seed: int = 7, span: timedelta = 
         internal = rng.random() < internal_share
         environment = rng.choice(INTERNAL_ENVIRONMENTS) if internal else rng.choice(["production"] * 6 + ["staging"])
         trace = Trace(f"{prefix}t{next(ids)}", project, "judge" if internal else rng.choice(["chat", "search"]),
-                      start, environment)
+                      start, environment, None if internal else releases.choice(RELEASES))
         data.traces.append(trace)
         root = Observation(f"{prefix}o{next(ids)}", trace.id, project, "SPAN", "DEFAULT", "retrieve", None, start,
                            start + timedelta(milliseconds=rng.randint(5, 80)), None, 0, 0, None, None, environment)
@@ -226,14 +231,26 @@ def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
     return None if later is None or earlier is None else (later - earlier).total_seconds() * 1000
 
 
-def _views(version: tuple[int, ...], endpoint: str) -> dict[str, View]:
-    """The views one endpoint of one Langfuse version offers."""
+def _views(version: tuple[int, ...], endpoint: str, traces: dict[str, Trace] | None = None) -> dict[str, View]:
+    """The views one endpoint of one Langfuse version offers; ``traces`` by id, for the trace fields.
+
+    The events tables carry their trace's name and release on every observation; ``traceName``
+    falls back to a root observation's own name where the trace has none.
+    """
     events = endpoint == "v2"
+    traces = traces or {}
     env = (lambda r: r.environment or None) if events else (lambda r: r.environment)  # nullIf(environment, '')
     observation_dims = {"environment": env, "type": lambda o: o.type, "name": lambda o: o.name,
                         "level": lambda o: o.level, "providedModelName": lambda o: o.model,
                         "traceId": lambda o: o.trace_id, "id": lambda o: o.id,
                         "parentObservationId": lambda o: o.parent_observation_id}
+    if events:
+        def trace_name(o: Observation) -> str | None:
+            trace = traces.get(o.trace_id)
+            return (trace.name if trace else None) or (o.name or None if o.parent_observation_id is None else None)
+
+        release = lambda o: (traces[o.trace_id].release or None) if o.trace_id in traces else None  # noqa: E731
+        observation_dims |= {"traceName": trace_name, "traceRelease": release, "release": release}
     if events and version >= (4, 3):
         observation_dims["isRootObservation"] = lambda o: o.parent_observation_id is None
     observation_measures = {
@@ -259,8 +276,9 @@ def _views(version: tuple[int, ...], endpoint: str) -> dict[str, View]:
                                    frozenset({"count"}), lambda s: s.data_type == "CATEGORICAL"),
     }
     if not events:
-        views["traces"] = View("traces", "timestamp", lambda t: t.timestamp,
-                               {"environment": env, "name": lambda t: t.name, "id": lambda t: t.id},
+        views["traces"] = View("traces", "timestamp", lambda t: t.timestamp,  # name String, release Nullable
+                               {"environment": env, "name": lambda t: t.name or "", "release": lambda t: t.release,
+                                "id": lambda t: t.id},
                                {"count": lambda t: 1}, frozenset({"count"}))
     return views
 
@@ -326,7 +344,7 @@ def evaluate(data: Dataset, project_id: str, version: tuple[int, ...], endpoint:
     """A metrics query answered as the given endpoint ("v1" or "v2") of that Langfuse version would."""
     if not isinstance(query, dict):
         raise BadQuery("Invalid query")
-    views = _views(version, endpoint)
+    views = _views(version, endpoint, {t.id: t for t in data.traces if t.project_id == project_id})
     if query.get("view") not in views:
         raise BadQuery(f"Invalid enum value. Expected {' | '.join(map(repr, views))}, received {query.get('view')!r}")
     view = views[query["view"]]

@@ -12,8 +12,9 @@ from llmwatch.core.settings import Settings, setting
 # answers are aggregated per project, model and environment (limited), so a real one stays far below.
 MAX_BODY_BYTES = 8 << 20
 
-DESCRIPTION = ("Langfuse observations, tokens, cost, errors, scores and generation latency per project and model: "
-               "from Postgres for Langfuse v2, from the public metrics API for v3 and v4.")
+DESCRIPTION = ("Langfuse observations, tokens, cost, errors, scores and generation latency per project and model, "
+               "traces per trace name and release: from Postgres for Langfuse v2, from the public metrics API for v3 "
+               "and v4.")
 
 
 
@@ -49,6 +50,8 @@ class LangfuseSettings:
     models_limit: int = setting(min=1, max=1000)
     score_names_limit: int = setting(min=1, max=1000)
     environments_limit: int = setting(min=1, max=1000)
+    trace_names_limit: int = setting(min=1, max=1000)
+    releases_limit: int = setting(min=1, max=1000)
 
 
 def build(settings: Settings[LangfuseSettings]):
@@ -62,7 +65,8 @@ def build(settings: Settings[LangfuseSettings]):
     if lf.public_key and lf.secret_key:
         headers |= basic_auth(lf.public_key, lf.secret_key)
     labeler = Labeler(projects=lf.projects_limit, models=lf.models_limit, score_names=lf.score_names_limit,
-                      environments=lf.environments_limit, environment_label=lf.environment_label,
+                      environments=lf.environments_limit, trace_names=lf.trace_names_limit,
+                      releases=lf.releases_limit, environment_label=lf.environment_label,
                       environment_filter=EnvironmentFilter(tuple(lf.environments), tuple(lf.exclude_environments)))
     return LangfuseExporter(
         url=lf.url, fetcher=Fetcher("langfuse", headers, MAX_BODY_BYTES), budget=settings.common.scrape_budget_seconds,

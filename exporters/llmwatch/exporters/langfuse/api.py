@@ -37,13 +37,18 @@ from urllib.parse import quote
 
 from llmwatch.core.fetch import Fetcher, Reply
 from llmwatch.exporters.langfuse.totals import (DEFAULT_ENVIRONMENT, QUANTILES, Aggregate, EnvironmentFilter,
-                                                LatencyRow, ObservationRow, Reading, ScoreRow, SourceError, TraceRow)
+                                                LatencyRow, ObservationRow, Reading, ScoreRow, SourceError,
+                                                TraceGroupRow, TraceRow)
 
 ROW_LIMIT = 1000  # config.row_limit's maximum: the most rows one answer can hold
 PERCENTILES = {"0.5": "p50", "0.95": "p95", "0.99": "p99"}
 PATHS = {"v1": "/api/public/metrics", "v2": "/api/public/v2/metrics"}
 TIME_COLUMN = {"observations": "start_time", "traces": "timestamp", "scores-numeric": "timestamp"}
 ROOT_OBSERVATIONS_FROM = (4, 3)  # the v2 endpoint's isRootObservation dimension
+# Trace fields by endpoint: v1's traces view has name (String, "" when none) and release
+# (Nullable); v2's observations carry their trace's as traceName (the root observation's own name
+# when the trace has none) and traceRelease, null when empty.
+TRACE_FIELDS = {"v1": {"name": "name", "release": "release"}, "v2": {"name": "traceName", "release": "traceRelease"}}
 
 
 def basic_auth(public_key: str, secret_key: str) -> dict[str, str]:
@@ -138,6 +143,12 @@ def trace_rows(payload: Any, project: str) -> list[TraceRow]:
             for r in _rows(payload, "traces") if "isRootObservation" not in r or _true(r["isRootObservation"])]
 
 
+def trace_group_rows(payload: Any, project: str, field: str) -> list[TraceGroupRow]:
+    """Traces per value of ``field`` (a trace name or release; null reads as ""), v1 or v2 as trace_rows."""
+    return [TraceGroupRow(project, _environment(r), _text(r, field), int(_number(r, "count_count", "traces") or 0))
+            for r in _rows(payload, "traces") if "isRootObservation" not in r or _true(r["isRootObservation"])]
+
+
 def score_rows(payload: Any, project: str) -> list[ScoreRow]:
     return [ScoreRow(project, _environment(r), _text(r, "name"), int(_number(r, "count_count", "scores") or 0),
                      _number(r, "sum_value", "scores") or 0.0) for r in _rows(payload, "scores")]
@@ -225,11 +236,13 @@ class ApiSource:
     def _range_queries(self, start: datetime, end: datetime, half_open: bool) -> list[Query]:
         queries = [Query("observations", "observations", ("environment", "providedModelName", "type", "level"),
                          COUNTS, start, end, half_open, splits=("level", "type", "environment"))]
-        if self.traces_view == "traces":
-            queries.append(Query("traces", "traces", ("environment",), (("count", "count"),), start, end, half_open))
-        elif self.traces_view == "roots":
-            queries.append(Query("traces", "observations", ("environment", "isRootObservation"),
-                                 (("count", "count"),), start, end, half_open, splits=("environment",)))
+        if self.traces_view:  # all traces, then by trace name, then by release
+            view, roots = ("traces", ()) if self.traces_view == "traces" else ("observations", ("isRootObservation",))
+            fields = TRACE_FIELDS[self.endpoint]
+            for by in ((), (fields["name"],), (fields["release"],)):
+                queries.append(Query(" by ".join(("traces", *by)), view, ("environment", *roots, *by),
+                                     (("count", "count"),), start, end, half_open,
+                                     splits=("environment",) if roots or by else ()))
         queries.append(Query("scores", "scores-numeric", ("environment", "name"), (("count", "count"), ("value", "sum")),
                              start, end, half_open, splits=("environment", "name")))
         return queries
@@ -237,7 +250,13 @@ class ApiSource:
     def _aggregate(self, answers: list[list[dict]]) -> Aggregate:
         answers = list(answers)
         out = Aggregate(observations=observation_rows({"data": answers.pop(0)}, self.project))
-        out.traces = trace_rows({"data": answers.pop(0)}, self.project) if self.traces_view else None
+        if self.traces_view:
+            fields = TRACE_FIELDS[self.endpoint]
+            out.traces = trace_rows({"data": answers.pop(0)}, self.project)
+            out.trace_names = trace_group_rows({"data": answers.pop(0)}, self.project, fields["name"])
+            out.trace_releases = trace_group_rows({"data": answers.pop(0)}, self.project, fields["release"])
+        else:
+            out.traces = None
         out.scores = score_rows({"data": answers.pop(0)}, self.project)
         return out
 

@@ -33,7 +33,7 @@ from typing import TypeVar
 import psycopg
 
 from llmwatch.exporters.langfuse.totals import (DEFAULT_ENVIRONMENT, QUANTILES, Aggregate, LatencyRow, ObservationRow,
-                                                Reading, ScoreRow, SourceError, TraceRow)
+                                                Reading, ScoreRow, SourceError, TraceGroupRow, TraceRow)
 
 TOKEN_UNITS = "(unit IS NULL OR unit = 'TOKENS')"
 # {end} is "<" (a settling range, half-open) or "<=" (the open window, up to now).
@@ -50,6 +50,12 @@ TRACES = """
 SELECT project_id, count(*) FROM traces
 WHERE "timestamp" >= %(start)s AND "timestamp" {end} %(end)s
 GROUP BY 1
+"""
+# Traces per trace name, then per release (both nullable text in v2; NULL reads as "").
+TRACE_GROUPS = """
+SELECT project_id, coalesce({column}, ''), count(*) FROM traces
+WHERE "timestamp" >= %(start)s AND "timestamp" {end} %(end)s
+GROUP BY 1, 2
 """
 SCORES = """
 SELECT project_id, name, count(*), sum(value) FROM scores
@@ -177,6 +183,9 @@ class PostgresSource:
                                                    float(tin), float(tout), float(cost)))
         out.traces = [TraceRow(name(project), DEFAULT_ENVIRONMENT, int(count))
                       for project, count in cur.execute(TRACES.format(end=end_operator), params)]
+        for column, rows in (("name", out.trace_names), ("release", out.trace_releases)):
+            rows += [TraceGroupRow(name(project), DEFAULT_ENVIRONMENT, value, int(count)) for project, value, count
+                     in cur.execute(TRACE_GROUPS.format(column=column, end=end_operator), params)]
         out.scores = [ScoreRow(name(p), DEFAULT_ENVIRONMENT, n, int(c), float(s))
                       for p, n, c, s in cur.execute(SCORES.format(end=end_operator), params)]
         return out

@@ -2,7 +2,8 @@
 
 Both sources (v2's Postgres, v3/v4's public API) answer the same questions about a time range
 with an :class:`Aggregate`: observations per project, environment, model, type and level, traces
-per project and environment, numeric and boolean scores per name. This module turns aggregates
+per project and environment (and per trace name, and per release), numeric and boolean scores per
+name. This module turns aggregates
 into counter values; it does no I/O.
 
 How a counter is built (the :class:`Ledger`): time is split at ``settled_until`` (Z), which trails
@@ -25,7 +26,9 @@ nothing is counted twice or skipped. Without a saved ledger, counting starts at 
 from then on (rows arriving, and updates to rows younger than ``settle_seconds``).
 
 Label values are bounded per dimension: the first ``limit`` distinct projects, environments,
-models and score names keep their own series, later ones are counted under ``other``.
+models, score names, trace names and releases keep their own series, later ones are counted under
+``other``. Within one read, trace names and releases are admitted by count, the largest first, so
+the busiest ones get the series when more arrive at once than the limit allows.
 """
 
 from __future__ import annotations
@@ -73,6 +76,16 @@ class TraceRow:
 
 
 @dataclass(frozen=True)
+class TraceGroupRow:
+    """Traces of one trace name or one release (``value``; "" when the trace has none)."""
+
+    project: str
+    environment: str
+    value: str
+    count: int
+
+
+@dataclass(frozen=True)
 class ScoreRow:
     project: str
     environment: str
@@ -97,11 +110,13 @@ class LatencyRow:
 
 @dataclass
 class Aggregate:
-    """What one time range holds; ``traces`` None: this source cannot count traces."""
+    """What one time range holds; ``traces`` None: this source cannot count traces (nor by name or release)."""
 
     observations: list[ObservationRow] = field(default_factory=list)
     traces: list[TraceRow] | None = field(default_factory=list)
     scores: list[ScoreRow] = field(default_factory=list)
+    trace_names: list[TraceGroupRow] = field(default_factory=list)
+    trace_releases: list[TraceGroupRow] = field(default_factory=list)
 
 
 @dataclass
@@ -159,6 +174,8 @@ FAMILIES = {  # family -> label names, without the optional environment label
     "tokens": ("project", "model", "direction"),
     "cost": ("project", "model"),
     "traces": ("project",),
+    "traces_by_name": ("project", "trace_name"),
+    "traces_by_release": ("project", "release"),
     "score_count": ("project", "name"),
     "score_sum": ("project", "name"),
 }
@@ -168,11 +185,14 @@ class Labeler:
     """Aggregates to counter values: environments filtered, label values bounded, environment as a label or not."""
 
     def __init__(self, projects: int = 20, models: int = 50, score_names: int = 30, environments: int = 20,
+                 trace_names: int = 30, releases: int = 10,
                  environment_filter: EnvironmentFilter = EnvironmentFilter(), environment_label: bool = False):
         self.project = LabelBudget(projects)
         self.model = LabelBudget(models)
         self.score_name = LabelBudget(score_names)
         self.environment = LabelBudget(environments)
+        self.trace_name = LabelBudget(trace_names)
+        self.release = LabelBudget(releases)
         self.counted = environment_filter
         self.environment_label = environment_label
 
@@ -186,7 +206,8 @@ class Labeler:
             names = FAMILIES[family] + (("environment",) if self.environment_label else ())
             for name, value in zip(names, labels):
                 budget = {"project": self.project, "model": self.model, "name": self.score_name,
-                          "environment": self.environment}.get(name)
+                          "environment": self.environment, "trace_name": self.trace_name,
+                          "release": self.release}.get(name)
                 if budget is not None and value != OTHER:
                     budget.admitted.add(value)
 
@@ -207,6 +228,11 @@ class Labeler:
         for r in aggregate.traces or []:
             if self.counted(r.environment):
                 out[("traces", (self.project(r.project),) + self._env(r.environment))] += r.count
+        for family, rows, budget in (("traces_by_name", aggregate.trace_names, self.trace_name),
+                                     ("traces_by_release", aggregate.trace_releases, self.release)):
+            for r in sorted(rows, key=lambda r: -r.count):  # the busiest first, while the budget lasts
+                if self.counted(r.environment):
+                    out[(family, (self.project(r.project), budget(r.value)) + self._env(r.environment))] += r.count
         for r in aggregate.scores:
             if self.counted(r.environment):
                 labels = (self.project(r.project), self.score_name(r.name)) + self._env(r.environment)
@@ -290,14 +316,21 @@ class Ledger:
         scores = SummaryMetricFamily("llmwatch_langfuse_score_value", "Numeric and boolean scores by timestamp: how "
                                      "many and their sum (the average is sum / count).",
                                      labels=[*FAMILIES["score_count"], *env])
-        by_family = {"observations": observations, "tokens": tokens, "cost": cost, "traces": traces}
+        by_name = CounterMetricFamily("llmwatch_langfuse_traces_by_name", "The same traces by trace name (\"\": "
+                                      "none; names past langfuse.trace_names_limit: other).",
+                                      labels=[*FAMILIES["traces_by_name"], *env])
+        by_release = CounterMetricFamily("llmwatch_langfuse_traces_by_release", "The same traces by release (\"\": "
+                                         "none; releases past langfuse.releases_limit: other).",
+                                         labels=[*FAMILIES["traces_by_release"], *env])
+        by_family = {"observations": observations, "tokens": tokens, "cost": cost, "traces": traces,
+                     "traces_by_name": by_name, "traces_by_release": by_release}
         score_sums = {labels: v for (family, labels), v in shown.items() if family == "score_sum"}
         for (family, labels), value in shown.items():
             if family in by_family:
                 by_family[family].add_metric(list(labels), value)
             elif family == "score_count":
                 scores.add_metric(list(labels), count_value=value, sum_value=score_sums.get(labels, 0.0))
-        return [observations, tokens, cost] + ([traces] if self.traces else []) + [scores]
+        return [observations, tokens, cost] + ([traces, by_name, by_release] if self.traces else []) + [scores]
 
     def to_json(self) -> str:
         def pairs(values):

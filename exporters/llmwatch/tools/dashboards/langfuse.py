@@ -8,8 +8,10 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WAR
                                           query_variable, row, stat, steps, timeseries, value_text)
 
 UID = "llmwatch-langfuse"
-P = 'project=~"$project"'
-PM = 'project=~"$project", model=~"$model"'
+# "All" is ".*", which also matches a series without an environment label (environment_label off)
+P = 'project=~"$project", environment=~"$environment"'
+PM = f'{P}, model=~"$model"'
+TOP = 10  # lines on the by-name and by-release panels
 RATE = "[$__rate_interval]"
 
 
@@ -31,6 +33,29 @@ def by_project_and_environment() -> list[dict]:
                    "project's cost jumping without more traces.",
                    [prom(f"sum by (project, environment) (rate(llmwatch_langfuse_cost_usd_total{{{P}}}{RATE})) * 3600",
                          "{{project}} / {{environment}}")], "suffix: $/h", minimum=0, stack=True),
+    ]
+
+
+def by_name_and_release() -> list[dict]:
+    """Traces by trace name (the application's operations) and by release (a deploy rolling out), the
+    busiest ``TOP`` at each step; a trace without a name or release shows as "(none)"."""
+    def top(label: str, metric: str) -> str:
+        busiest = f"topk({TOP}, sum by ({label}) (rate({metric}{{{P}}}{RATE})))"
+        return f'label_replace({busiest}, "{label}", "(none)", "{label}", "")'
+    return [
+        row("Traces by name and release"),
+        timeseries("Traces by name", f"Traces per second by trace name, the {TOP} busiest (names past the "
+                   "exporter's langfuse.trace_names_limit are counted as other). Bad: a name dropping to 0 while "
+                   "the others go on — that feature stopped being called or stopped tracing; other growing — a "
+                   "name that holds ids, or the limit is too low.",
+                   [prom(top("trace_name", "llmwatch_langfuse_traces_by_name_total"), "{{trace_name}}")], "reqps",
+                   minimum=0),
+        timeseries("Traces by release", f"Traces per second by release (the SDK's release attribute), the {TOP} "
+                   "busiest, stacked: a deploy shows as one release taking over from the last. Bad: a new release "
+                   "whose share stops growing partway — clients pinned to the old one, or the new one failing "
+                   "before it sends traces.",
+                   [prom(top("release", "llmwatch_langfuse_traces_by_release_total"), "{{release}}")], "reqps",
+                   minimum=0, stack=True),
     ]
 
 
@@ -114,10 +139,12 @@ def build() -> dict:
     ]
     return dashboard(UID, "Langfuse analytics", "What the application traced: traces, generations, "
                      "cost and tokens per model, latency and time to first token, errors and scores.",
-                     drill(no_traffic(panels + by_project_and_environment())),
+                     drill(no_traffic(panels + by_project_and_environment() + by_name_and_release())),
                      related=related("litellm", "vllm", "cost"),
                      variables=[query_variable("project", "Project",
                                                "label_values(llmwatch_langfuse_observations_total, project)"),
+                                query_variable("environment", "Environment", "label_values(llmwatch_langfuse_"
+                                               'observations_total{project=~"$project"}, environment)'),
                                 query_variable("model", "Model", 'label_values(llmwatch_langfuse_tokens_total'
                                                '{project=~"$project"}, model)')],
                      annotations=[FIRING_ALERTS])
