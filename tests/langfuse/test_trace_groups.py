@@ -108,3 +108,28 @@ def test_an_answer_of_names_that_cannot_be_split_is_up_0_truncated_never_a_parti
     assert value(text, "llmwatch_langfuse_up") == 0
     assert value(text, "llmwatch_langfuse_scrape_errors_total", reason="truncated") >= 1
     assert sum(by(text, "trace_name").values()) == 0
+
+
+@pytest.mark.parametrize("version", ["3.225.4", "4.16.0"])
+def test_trace_groups_off_asks_no_names_and_the_rest_reads_whole(version):
+    """The way out for trace names that carry ids: the same 1,200 names read up 1, the traces counted, no
+    name or release asked for (a truncated read would otherwise keep every Langfuse number away)."""
+    more = traces({(f"job-{i}", None): 1 for i in range(1200)})
+    data = Dataset(projects=more.projects)
+    with FakeLangfuseServer(version, data) as server:
+        text = read_twice(server.url, data, more, limits={"trace_groups": False})
+        asked = [q for q in server.queries if any(d["field"] in ("name", "traceName", "release", "traceRelease")
+                                                  for d in q["dimensions"] if q["view"] != "scores-numeric")]
+    assert value(text, "llmwatch_langfuse_up") == 1
+    assert sum(v for (n, _), v in samples(text).items() if n == "llmwatch_langfuse_traces_total") == 1200
+    assert by(text, "trace_name") == {} and by(text, "release") == {} and asked == []
+
+
+def test_trace_groups_off_on_postgres_runs_no_group_query(postgres):
+    dsn = v2_database("lf_trace_groups_off")
+    with FakeLangfuseServer("2.95.12") as server:
+        text = read_twice(server.url, more=traces(MIXED), load_more=lambda rows: load(dsn, rows), database_url=dsn,
+                          limits={"trace_groups": False})
+    assert value(text, "llmwatch_langfuse_up") == 1
+    assert sum(v for (n, _), v in samples(text).items() if n == "llmwatch_langfuse_traces_total") == 7
+    assert by(text, "trace_name") == {} and by(text, "release") == {}

@@ -50,6 +50,7 @@ class LangfuseSettings:
     models_limit: int = setting(min=1, max=1000)
     score_names_limit: int = setting(min=1, max=1000)
     environments_limit: int = setting(min=1, max=1000)
+    trace_groups: bool = setting(help="count traces per trace name and release (off when names carry ids)")
     trace_names_limit: int = setting(min=1, max=1000)
     releases_limit: int = setting(min=1, max=1000)
 
@@ -66,7 +67,7 @@ def build(settings: Settings[LangfuseSettings]):
         headers |= basic_auth(lf.public_key, lf.secret_key)
     labeler = Labeler(projects=lf.projects_limit, models=lf.models_limit, score_names=lf.score_names_limit,
                       environments=lf.environments_limit, trace_names=lf.trace_names_limit,
-                      releases=lf.releases_limit, environment_label=lf.environment_label,
+                      releases=lf.releases_limit, environment_label=lf.environment_label, trace_groups=lf.trace_groups,
                       environment_filter=EnvironmentFilter(tuple(lf.environments), tuple(lf.exclude_environments)))
     return LangfuseExporter(
         url=lf.url, fetcher=Fetcher("langfuse", headers, MAX_BODY_BYTES), budget=settings.common.scrape_budget_seconds,

@@ -190,8 +190,9 @@ class ApiSource:
 
     def __init__(self, url: str, fetcher: Fetcher, version: tuple[int, ...],
                  environment_filter: EnvironmentFilter = EnvironmentFilter(), environment_label: bool = False,
-                 clock=time.monotonic):
+                 clock=time.monotonic, trace_groups: bool = True):
         self.url = url.rstrip("/")
+        self.trace_groups = trace_groups
         self.fetcher = fetcher
         self.version = version
         self.counted = environment_filter
@@ -239,7 +240,7 @@ class ApiSource:
         if self.traces_view:  # all traces, then by trace name, then by release
             view, roots = ("traces", ()) if self.traces_view == "traces" else ("observations", ("isRootObservation",))
             fields = TRACE_FIELDS[self.endpoint]
-            for by in ((), (fields["name"],), (fields["release"],)):
+            for by in ((), (fields["name"],), (fields["release"],))[:3 if self.trace_groups else 1]:
                 queries.append(Query(" by ".join(("traces", *by)), view, ("environment", *roots, *by),
                                      (("count", "count"),), start, end, half_open,
                                      splits=("environment",) if roots or by else ()))
@@ -253,8 +254,9 @@ class ApiSource:
         if self.traces_view:
             fields = TRACE_FIELDS[self.endpoint]
             out.traces = trace_rows({"data": answers.pop(0)}, self.project)
-            out.trace_names = trace_group_rows({"data": answers.pop(0)}, self.project, fields["name"])
-            out.trace_releases = trace_group_rows({"data": answers.pop(0)}, self.project, fields["release"])
+            if self.trace_groups:
+                out.trace_names = trace_group_rows({"data": answers.pop(0)}, self.project, fields["name"])
+                out.trace_releases = trace_group_rows({"data": answers.pop(0)}, self.project, fields["release"])
         else:
             out.traces = None
         out.scores = score_rows({"data": answers.pop(0)}, self.project)
@@ -321,9 +323,11 @@ class ApiSource:
                             only(dimension, row.get(dimension)),))) for row in rows]
                         continue
                 if not target.splits:
+                    hint = ("; if trace names or releases carry ids, set LLMWATCH_LANGFUSE__TRACE_GROUPS=false"
+                            if target.what.startswith("traces by") else "")
                     raise SourceError("truncated", f"{target.what}: {len(rows)} rows, the most one answer holds, and "
                                                    f"no dimension left to split the query by; some groups would be "
-                                                   f"missing")
+                                                   f"missing{hint}")
                 listing = replace(target, dimensions=(target.splits[0],), metrics=(("count", "count"),), splits=())
                 following.append(_Job(job.index, listing, split_of=target))
             jobs = following

@@ -132,7 +132,8 @@ class LangfuseExporter:
                 raise SourceError("no_database", "Langfuse v2 keeps traces in Postgres: set "
                                                  "LLMWATCH_LANGFUSE__DATABASE_URL")
             if not isinstance(self.source, PostgresSource):
-                self._replace(PostgresSource(self.database_url, self.statement_timeout))
+                self._replace(PostgresSource(self.database_url, self.statement_timeout,
+                                             trace_groups=self.labeler.trace_groups))
             return self.source
         if version and version[0] == 3 and version < API_FROM:
             raise SourceError("unsupported_version", f"Langfuse {self.version}: the metrics API counts input and "
@@ -140,7 +141,8 @@ class LangfuseExporter:
         version = version if version and version[0] >= 3 else (4,)
         if not isinstance(self.source, ApiSource) or self.source.version != version:
             self._replace(ApiSource(self.url, self.fetcher, version, self.labeler.counted,
-                                    self.labeler.environment_label, clock=self.clock))
+                                    self.labeler.environment_label, clock=self.clock,
+                                    trace_groups=self.labeler.trace_groups))
         return self.source
 
     def _replace(self, source) -> None:

@@ -92,8 +92,9 @@ def _percentiles(values) -> dict[str, float]:
 class PostgresSource:
     name = "postgres"
 
-    def __init__(self, dsn: str, statement_timeout: float, connect_timeout: float = 5.0):
+    def __init__(self, dsn: str, statement_timeout: float, connect_timeout: float = 5.0, trace_groups: bool = True):
         self.dsn = dsn
+        self.trace_groups = trace_groups
         self.statement_timeout_ms = max(int(statement_timeout * 1000), 1)
         self.connect_timeout = max(int(connect_timeout), 1)
         self._conn: psycopg.Connection | None = None
@@ -173,8 +174,7 @@ class PostgresSource:
             self._drop()  # a lost server, a failover: start afresh next time
             raise SourceError("db_query", _first_line(e)) from None
 
-    @staticmethod
-    def _aggregate(cur, name, start: datetime, end: datetime, end_operator: str) -> Aggregate:
+    def _aggregate(self, cur, name, start: datetime, end: datetime, end_operator: str) -> Aggregate:
         params = {"start": start, "end": end}
         out = Aggregate()
         for project, model, type_, level, count, tin, tout, cost in cur.execute(
@@ -183,7 +183,7 @@ class PostgresSource:
                                                    float(tin), float(tout), float(cost)))
         out.traces = [TraceRow(name(project), DEFAULT_ENVIRONMENT, int(count))
                       for project, count in cur.execute(TRACES.format(end=end_operator), params)]
-        for column, rows in (("name", out.trace_names), ("release", out.trace_releases)):
+        for column, rows in (("name", out.trace_names), ("release", out.trace_releases))[:2 if self.trace_groups else 0]:
             rows += [TraceGroupRow(name(project), DEFAULT_ENVIRONMENT, value, int(count)) for project, value, count
                      in cur.execute(TRACE_GROUPS.format(column=column, end=end_operator), params)]
         out.scores = [ScoreRow(name(p), DEFAULT_ENVIRONMENT, n, int(c), float(s))
