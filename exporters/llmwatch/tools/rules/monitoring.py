@@ -105,7 +105,7 @@ time() - max by (host) (max_over_time(host:llmwatch_last_sample_timestamp_second
   > {fmt(m.host_lost_seconds)}
 """, for_=m.host_lost_for, severity='critical',
               summary='Prometheus receives nothing from a host.',
-              description=f'No sample has come from host {{{{ $labels.host }}}} for {{{{ $value | humanizeDuration }}}} '
+              description=f'No sample has come from this host for {{{{ $value | humanizeDuration }}}} '
                           f'(more than {fmt(m.host_lost_seconds)} s): the host is down, cut off from the central '
                           'Prometheus, or its scraper cannot remote-write. Nothing on it is monitored, and its other '
                           f'alerts cannot fire. It resolves by itself {m.host_lost_lookback} after the last sample.',
