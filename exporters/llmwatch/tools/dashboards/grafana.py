@@ -207,11 +207,13 @@ def query_variable(name: str, label: str, query: str, *, multi: bool = True, inc
             "current": {"text": ["All"], "value": ["$__all"]} if include_all else {}, "skipUrlSync": False}
 
 
-def loki_label_variable(name: str, label: str, loki_label: str) -> dict:
+def loki_label_variable(name: str, label: str, loki_label: str, *, all_value: str = ".+") -> dict:
+    """A Loki label's values; ``All`` is ``all_value`` (``.+``: a stream selector needs one matcher
+    that matches no empty value; ``.*`` for a label some streams lack, next to such a matcher)."""
     return {"type": "query", "name": name, "label": label, "datasource": LOKI,
             "query": {"type": 1, "label": loki_label, "stream": "", "refId": "LokiVariableQueryEditor-VariableQuery"},
             "definition": f"label_values({loki_label})", "refresh": 2, "sort": 1, "multi": True,
-            "includeAll": True, "allValue": ".+", "regex": "", "hide": 0, "options": [],
+            "includeAll": True, "allValue": all_value, "regex": "", "hide": 0, "options": [],
             "current": {"text": ["All"], "value": ["$__all"]}, "skipUrlSync": False}
 
 
