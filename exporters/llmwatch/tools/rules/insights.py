@@ -24,7 +24,10 @@ page at 14.4x over 1 h and 5 m (2 % of a 30-day budget in an hour), ticket at 6x
 30 m (5 % in 6 hours); both windows must burn, so an alert stops soon after the burning does.
 Below mixin.py's min_request_rate over the long window they stay quiet: a model with a handful
 of requests an hour burns "fast" when two of them are slow, and that is no page.
-Tests: config/prometheus/tests/insights_test.yml. Runbooks: docs/runbooks.md.
+Hosts: SLOs, burn rates, goodput and cost per model span every host a model runs on (its users
+see all its servers); a GPU's price and idle cost are joined on (gpu, host), since GPU 0 exists on
+every host, and the per-container HTTP counters on (container, host) before they are summed per model.
+Tests: config/prometheus/tests/insights_test.yml and hosts_test.yml. Runbooks: docs/runbooks.md.
 """
 
 

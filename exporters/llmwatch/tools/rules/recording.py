@@ -10,7 +10,10 @@ alerts share. Names follow level:metric:operations. Windows are 5m (10 scrapes a
 Aggregations keep the label simulated (absent on real targets, "true" on the demo's), as the
 insights, LiteLLM and probe rules do, so an alert on the demo's servers still carries it and
 Alertmanager routes it to the receiver that notifies no one.
-Tests: config/prometheus/tests/recording_test.yml.
+Per container, per GPU job and per cAdvisor name they keep host too (two hosts can both run a
+vllm-a); per model they sum over every host: a model's latency and throughput are those of all
+its servers, wherever they run (mixin.py's docstring).
+Tests: config/prometheus/tests/recording_test.yml and hosts_test.yml.
 """
 
 
