@@ -134,3 +134,26 @@ def test_the_overview_has_its_per_host_table():
     table = next(p for p in panels(board) if p["title"] == "Hosts")
     assert [t["expr"] for t in table["targets"]] == [per_host(e) for e in HOST_COLUMNS.values()]
     assert table["transformations"][0]["id"] == "merge"
+
+
+@pytest.mark.integration  # promtool
+def test_the_overview_tells_the_age_of_each_hosts_last_sample(tmp_path):
+    """A host silent for 5 minutes (its up gone from instant queries) still has its row, from the
+    recorded last sample LlmwatchHostLost reads; series without a host get theirs from up."""
+    expr = per_host(HOST_COLUMNS["Last sample age"]).replace("$host", ".*")
+    (tmp_path / "age.yml").write_text(yaml.safe_dump({"groups": [{"name": "age", "rules": [
+        {"record": "column:age", "expr": expr}]}]}))
+    monitoring = REPO / "config" / "prometheus" / "rules" / "monitoring.yml"
+    (tmp_path / "age_test.yml").write_text(yaml.safe_dump({
+        "rule_files": [str(monitoring), "age.yml"], "evaluation_interval": "1m", "tests": [{
+            "interval": "1m",
+            "input_series": [{"series": 'up{job="node", host="gpu-a"}', "values": "1x20"},
+                             {"series": 'up{job="node", host="gpu-b"}', "values": "1x4"},
+                             {"series": 'up{job="node"}', "values": "1x20"}],
+            "promql_expr_test": [{"expr": "column:age", "eval_time": "10m", "exp_samples": [
+                {"labels": 'column:age{host="gpu-a"}', "value": 0},
+                {"labels": 'column:age{host="gpu-b"}', "value": 360},
+                {"labels": "column:age", "value": 0}]}]}]}))
+    result = subprocess.run([require_binary("promtool"), "test", "rules", "age_test.yml"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

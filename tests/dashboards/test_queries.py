@@ -18,7 +18,8 @@ import pytest
 
 from llmwatch.simulation.langfuse import generate
 from tests.conftest import require_binary
-from tests.dashboards.boards import NEEDS_A_FEATURE, expand, load, panels, prometheus_regex, queries, variable_names
+from tests.dashboards.boards import (MAY_BE_EMPTY, NEEDS_A_FEATURE, expand, load, panels, prometheus_regex, queries,
+                                     variable_names)
 from tests.procs import wait_until
 from tests.stack.stack import Stack
 
@@ -99,11 +100,6 @@ def variable_values(stack: Stack, board: dict, chosen: dict[str, str]) -> dict[s
 
 def has_data(result: list[dict]) -> bool:
     return any(not math.isnan(float(r["value"][1])) for r in result)
-
-
-# Variables that may list nothing: ``host`` where the series carry no host label (one host, as in
-# this stack). Grafana then offers only "All" (``.*``), which every query must still answer.
-MAY_BE_EMPTY = {"host"}
 
 
 def expansions(stack: Stack, board: dict) -> list[dict[str, str]]:
