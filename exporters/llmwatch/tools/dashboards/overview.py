@@ -36,9 +36,10 @@ HOST_COLUMNS = {
     "Targets down": f"count by (host) (up == 0) or {HOSTS}",
     "Alerts firing": f"count by (host) ({FIRING}) or {HOSTS}",
     # from up while a host sends (series without a host too); a lost host's, whose up is gone from
-    # instant queries after 5 minutes, from what was recorded (as LlmwatchHostLost reads it)
+    # instant queries after 5 minutes, from what was recorded (as LlmwatchHostLost reads it) within
+    # the board's time range
     "Last sample age": ("time() - (max by (host) (timestamp(up)) or max by (host) (max_over_time("
-                        f"host:llmwatch_last_sample_timestamp_seconds[{mixin.MIXIN.host_lost_lookback}])))"),
+                        "host:llmwatch_last_sample_timestamp_seconds[$__range])))"),
 }
 ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupBy=alertname&alertmanager=alertmanager",
                "targetBlank": False}
