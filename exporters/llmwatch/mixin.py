@@ -20,6 +20,15 @@ all its SLOs, and its token SLOs count whether it generates tokens or not. The g
 vLLM itself rather than from a list of model kinds here, so a new embedding model needs no
 config to stay quiet, and a chat model needs none to be watched. (The probe's TTFT alert has no
 gate: the probe streams completions only to models that serve them.)
+
+Hosts (issue 25): every series scraped by or remote-written to the central Prometheus carries a
+``host`` label, the name of the machine it comes from. Rules keep ``host`` wherever they keep a
+machine's own identity (a container, a GPU index, an instance, a device, a mountpoint: two hosts
+can both have GPU 0 and a container named vllm-a) and in every join on such labels; they drop it
+where a model spans hosts (fleet-wide rates, percentiles, SLO ratios and burn rates, cost per
+model). Series without ``host`` (one host before the change, promtool tests) are one host named
+"": ``by (host)`` and ``on (host)`` treat a missing label as empty, so nothing changes for them.
+The boards filter on it through their ``host`` variable (tools/dashboards/grafana.py).
 """
 
 from __future__ import annotations
@@ -189,6 +198,13 @@ class Mixin:
     # packets warns (HostNetworkErrors). The System board draws the same lines.
     inodes_free_ratio: float = 0.05
     network_error_ratio: float = 0.01
+    # A host is lost (LlmwatchHostLost, critical) when Prometheus has had no sample from it for this
+    # many seconds, for host_lost_for; a host is remembered for host_lost_lookback after its last
+    # sample (then the alert resolves on its own: a host removed for good needs no silence). 120 s is
+    # four scrapes at the default 30 s and leaves room for the agent's remote-write batching.
+    host_lost_seconds: float = 120
+    host_lost_for: str = "1m"
+    host_lost_lookback: str = "1d"
     ports: Ports = Ports()
 
     def ttft_threshold(self, slo: float) -> Threshold:

@@ -41,7 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from llmwatch.simulation.litellm import prometheus_metrics, sample_state
 from llmwatch.simulation.server import exposition
 from tests.binaries import binary
-from tests.dashboards.boards import DASHBOARDS, NEEDS_A_FEATURE, panels, prometheus_regex
+from tests.dashboards.boards import DASHBOARDS, MAY_BE_EMPTY, NEEDS_A_FEATURE, panels, prometheus_regex
 from tests.fakes.cadvisor import Container, FakeCadvisor
 from tests.procs import REPO, Process, free_port, wait_until
 
@@ -510,9 +510,9 @@ def variable_choices(prometheus: Prometheus, board: dict) -> list[dict[str, str]
         match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
         series = prometheus.api("series", **{"match[]": expand(match.group(1), one)})
         values = sorted({s[match.group(2)] for s in series if match.group(2) in s})
-        if not values:
+        if not values and variable["name"] not in MAY_BE_EMPTY:
             raise RuntimeError(f"{board['title']}: variable {variable['name']} has no values")
-        one[variable["name"]] = prometheus_regex(values[0])
+        one[variable["name"]] = prometheus_regex(values[0]) if values else ".*"
     return [every, one] if variables else [every]
 
 

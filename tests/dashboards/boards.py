@@ -75,6 +75,10 @@ def expand(expr: str, values: dict[str, str]) -> str:
     return _REFERENCE.sub(lambda m: every[m.group(1) or m.group(2) or m.group(3)], expr)
 
 
+# Variables that may list nothing: ``host`` where the series carry no host label (one host, before
+# the label). Grafana then offers only "All" (``.*``), which every query must still answer.
+MAY_BE_EMPTY = {"host"}
+
 # Panels whose series exist only where a feature is on that the stack does not run, and why: their
 # queries must still run (a syntax or type error fails), but may return nothing. Each such panel
 # says in its noValue text which feature it needs (tests/dashboards/test_panels.py).

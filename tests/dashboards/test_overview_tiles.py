@@ -39,10 +39,10 @@ SERIES = {
 
 
 def test_tiles_count_down_exited_and_gone_but_not_starting(tmp_path):
-    # the board's range: the Overview opens on the last 3 hours
+    # the board's range: the Overview opens on the last 3 hours; the host variable at All
     rules = {"groups": [{"name": "tiles", "rules": [
-        {"record": "tile:vllm_not_serving", "expr": VLLM_NOT_SERVING.replace("$__range", "3h")},
-        {"record": "tile:gpus_not_answering", "expr": GPUS_NOT_ANSWERING.replace("$__range", "3h")}]}]}
+        {"record": "tile:vllm_not_serving", "expr": VLLM_NOT_SERVING.replace("$__range", "3h").replace("$host", ".*")},
+        {"record": "tile:gpus_not_answering", "expr": GPUS_NOT_ANSWERING.replace("$__range", "3h").replace("$host", ".*")}]}]}
     (tmp_path / "tiles.yml").write_text(yaml.safe_dump(rules))
     cases = [("tile:vllm_not_serving", "2m", 1), ("tile:vllm_not_serving", "15m", 3),  # c; c, d, e
              ("tile:gpus_not_answering", "2m", 1), ("tile:gpus_not_answering", "15m", 2)]

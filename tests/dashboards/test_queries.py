@@ -18,7 +18,8 @@ import pytest
 
 from llmwatch.simulation.langfuse import generate
 from tests.conftest import require_binary
-from tests.dashboards.boards import NEEDS_A_FEATURE, expand, load, panels, prometheus_regex, queries, variable_names
+from tests.dashboards.boards import (MAY_BE_EMPTY, NEEDS_A_FEATURE, expand, load, panels, prometheus_regex, queries,
+                                     variable_names)
 from tests.procs import wait_until
 from tests.stack.stack import Stack
 
@@ -94,7 +95,7 @@ def variable_values(stack: Stack, board: dict, chosen: dict[str, str]) -> dict[s
         series = stack.api("series", **{"match[]": selector})
         values[variable["name"]] = sorted({s[label] for s in series if label in s})
         chosen = {**chosen, variable["name"]: prometheus_regex(values[variable["name"]][0])
-                  if values[variable["name"]] else "NO-VALUES"}
+                  if values[variable["name"]] else ".*" if variable["name"] in MAY_BE_EMPTY else "NO-VALUES"}
     return values
 
 
@@ -104,15 +105,19 @@ def has_data(result: list[dict]) -> bool:
 
 def expansions(stack: Stack, board: dict) -> list[dict[str, str]]:
     every = {name: ".*" for name in variable_names(board)}
+
+    def filled(values: dict[str, list[str]]) -> bool:
+        return all(found or name in MAY_BE_EMPTY for name, found in values.items())
     try:
-        values = wait_until(lambda: (v := variable_values(stack, board, every)) and all(v.values()) and v or {},
+        values = wait_until(lambda: (v := variable_values(stack, board, every)) and filled(v) and v or {},
                             60, "variables with values") if len(every) > 1 else {}
     except AssertionError:
         empty = [name for name, found in variable_values(stack, board, every).items() if not found]
         raise AssertionError(f"{board['title']}: variables with no values: {empty}") from None
     first = dict(every)
-    for name in values:  # chained: each variable's first value given the ones before it
-        first[name] = prometheus_regex(variable_values(stack, board, first)[name][0])
+    for name in values:  # chained: each variable's first value given the ones before it (or All)
+        found = variable_values(stack, board, first)[name]
+        first[name] = prometheus_regex(found[0]) if found else ".*"
     return [every, first]
 
 

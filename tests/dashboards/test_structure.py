@@ -156,7 +156,7 @@ def test_logql_queries_parse_with_grafanas_grammar():
     node = shutil.which("node")
     if not node or not (LOGQL_CHECK / "node_modules" / "@grafana" / "lezer-logql").exists():
         pytest.skip("node and tests/dashboards/logql's packages are needed (scripts/test installs them)")
-    logql = [(q, expand(q.expr, {"container": ".+", "search": "error"}))
+    logql = [(q, expand(q.expr, {"container": ".+", "search": "error", "host": ".*"}))
              for board in BOARDS_ON_DISK.values() for q in queries(board) if q.language == "logql"]
     assert len(logql) >= 9
     broken = ['{a="b"} |~ ', 'sum(count_over_time({a="b"}[1m]) by', '{container=~".+"} | json | __error__ ==']

@@ -9,6 +9,7 @@ those rules hard to forget; the JSON they write is committed and is what Grafana
 from __future__ import annotations
 
 import copy
+import re
 
 PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
 LOKI = {"type": "loki", "uid": "loki"}
@@ -206,11 +207,13 @@ def query_variable(name: str, label: str, query: str, *, multi: bool = True, inc
             "current": {"text": ["All"], "value": ["$__all"]} if include_all else {}, "skipUrlSync": False}
 
 
-def loki_label_variable(name: str, label: str, loki_label: str) -> dict:
+def loki_label_variable(name: str, label: str, loki_label: str, *, all_value: str = ".+") -> dict:
+    """A Loki label's values; ``All`` is ``all_value`` (``.+``: a stream selector needs one matcher
+    that matches no empty value; ``.*`` for a label some streams lack, next to such a matcher)."""
     return {"type": "query", "name": name, "label": label, "datasource": LOKI,
             "query": {"type": 1, "label": loki_label, "stream": "", "refId": "LokiVariableQueryEditor-VariableQuery"},
             "definition": f"label_values({loki_label})", "refresh": 2, "sort": 1, "multi": True,
-            "includeAll": True, "allValue": ".+", "regex": "", "hide": 0, "options": [],
+            "includeAll": True, "allValue": all_value, "regex": "", "hide": 0, "options": [],
             "current": {"text": ["All"], "value": ["$__all"]}, "skipUrlSync": False}
 
 
@@ -244,13 +247,126 @@ def layout(items: list[dict]) -> list[dict]:
     return placed
 
 
+# The host filter every Prometheus query of every board gets (issue 25): the ``host`` variable,
+# whose "All" is ``.*``, which also matches series without a host label (one host, before the
+# label existed), so with one host the boards show what they showed before.
+HOST_MATCHER = 'host=~"$host"'
+# Recorded series that span hosts (a model's requests, latency and SLOs over its servers on every
+# host; the fleet's cost): no host label, so the filter leaves them alone (it would hide them).
+FLEET_LEVELS = ("model_name", "cluster", "requested_model", "project")
+_AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
+                 "topk", "quantile", "limitk", "limit_ratio"}
+_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+_WORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"}
+_TOKEN = re.compile(r'''"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`|\[[^\]]*\]|\$\{?\w+\}?|\d[\w.]*|[A-Za-z_:][\w:]*|\{|\(|\S''')
+
+
+def _closing(expr: str, start: int, opening: str, closing: str) -> int:
+    """The index just past the bracket that closes the one at ``start``, strings skipped."""
+    depth = 0
+    for token in _TOKEN.finditer(expr, start):
+        depth += {opening: 1, closing: -1}.get(token.group(), 0)
+        if depth == 0:
+            return token.end()
+    raise ValueError(f"unbalanced {opening} in {expr!r}")
+
+
+def with_host(expr: str, matcher: str = HOST_MATCHER) -> str:
+    """``expr`` with ``matcher`` added to every vector selector that has no host matcher yet.
+
+    Why a pass over finished queries rather than a selector written into each: boards hold a
+    hundred-odd hand-written queries, and one left without the filter shows every host's data
+    while the variable says otherwise. The scan knows enough PromQL for that: strings, ranges and
+    the label lists of by/on/without/ignoring/group_* are skipped, a name followed by "(" or an
+    aggregation is a function, a keyword is not a metric, a recorded series of a
+    :data:`FLEET_LEVELS` level is left alone, and everything else is a selector."""
+    out, pos, skip, label_list = [], 0, 0, False
+    for token in _TOKEN.finditer(expr):
+        text, end = token.group(), token.end()
+        if token.start() < skip:
+            continue
+        if text == "(" and label_list:
+            skip, label_list = _closing(expr, token.start(), "(", ")"), False
+            continue
+        if text == "{":
+            skip = _closing(expr, token.start(), "{", "}")
+            if not re.search(r"[{,]\s*host\s*(=|!=|=~|!~)", expr[token.start():skip]):
+                inner = expr[end:skip - 1].strip()
+                out += [expr[pos:end], matcher + (", " if inner else "")]
+                pos = end
+            continue
+        if not re.match(r"[A-Za-z_:]", text):
+            continue
+        if text in _LABEL_LISTS:
+            label_list = True
+            continue
+        rest = expr[end:].lstrip()
+        if text in _WORDS or text in _AGGREGATIONS or rest.startswith("("):
+            continue
+        if text.split(":")[0] in FLEET_LEVELS and ":" in text:
+            if rest.startswith("{"):
+                skip = _closing(expr, expr.index("{", end), "{", "}")
+            continue
+        if not rest.startswith("{"):
+            out += [expr[pos:end], "{" + matcher + "}"]
+            pos = end
+    return "".join(out) + expr[pos:]
+
+
+# Labels that name a thing on one machine: a board's aggregation or join that keeps one of them
+# keeps the host too, since two hosts can both have GPU 0 or a container named vllm-a.
+MACHINE_LABELS = ("container", "name", "gpu", "instance", "device", "mountpoint", "target")
+
+
+def keep_host(expr: str) -> str:
+    """``expr`` with ``host`` added to every ``by (...)`` and ``on (...)`` list that keeps a
+    machine's own label (:data:`MACHINE_LABELS`) and not the host yet; lists by model stay as they
+    are (a model's requests and latency span its servers on every host)."""
+    def add(match: re.Match) -> str:
+        labels = [label.strip() for label in match.group(2).split(",") if label.strip()]
+        if "host" in labels or not set(labels) & set(MACHINE_LABELS):
+            return match.group(0)
+        return f"{match.group(1)} ({match.group(2)}, host)"
+    return re.sub(r"\b(by|on) \(([^()]*)\)", add, expr)
+
+
+def per_host(expr: str) -> str:
+    """A board's query filtered on the host variable and kept apart per host (:func:`with_host`,
+    :func:`keep_host`)."""
+    return keep_host(with_host(expr))
+
+
+def host_variable() -> dict:
+    """The ``host`` variable every Prometheus board has, first so the others list only its
+    containers, GPUs and models; its "All" (``.*``) matches series without a host label too."""
+    return query_variable("host", "Host", "label_values(up, host)")
+
+
+def _host_filtered(variable: dict) -> dict:
+    """A label_values() variable listing only the selected hosts' values."""
+    match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable.get("definition", ""))
+    if variable.get("type") != "query" or variable["datasource"] != PROMETHEUS or not match \
+            or variable["name"] == "host":
+        return variable
+    query = f"label_values({with_host(match.group(1))}, {match.group(2)})"
+    return dict(variable, definition=query, query=dict(variable["query"], query=query))
+
+
 def dashboard(uid: str, title: str, description: str, panels: list[dict], *, variables: list[dict] | None = None,
               annotations: list[dict] = (), refresh: str = "30s", time_from: str = "now-6h",
               prometheus: bool = True, related: list[dict] = ()) -> dict:
     """A board; ``prometheus=False`` leaves out the Prometheus datasource picker (Loki-only boards);
-    ``related``: links to related boards at the top (drill.related)."""
+    ``related``: links to related boards at the top (drill.related). A Prometheus board gets the
+    ``host`` variable, and every Prometheus query is filtered on it (:func:`per_host`)."""
     builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
                "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}
+    if prometheus:
+        panels = [dict(panel, targets=[dict(target, expr=per_host(target["expr"]))
+                                       if target["datasource"] == PROMETHEUS else target
+                                       for target in panel["targets"]]) if "targets" in panel else panel
+                  for panel in panels]
+        annotations = [dict(a, expr=per_host(a["expr"])) if a["datasource"] == PROMETHEUS else a for a in annotations]
+        variables = [host_variable(), *(_host_filtered(v) for v in variables or [])]
     return {
         "uid": uid, "title": title, "description": description, "tags": [TAG], "editable": False,
         "graphTooltip": 1, "timezone": "browser", "refresh": refresh, "schemaVersion": SCHEMA_VERSION,

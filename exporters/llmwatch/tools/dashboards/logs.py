@@ -8,10 +8,11 @@ from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, OK, WARN, das
                                           loki_label_variable, row, stat, steps, textbox_variable, timeseries)
 
 UID = "llmwatch-logs"
-SEL = '{container=~"$container"}'
+# Alloy labels each stream with its host (issue 25); "All" is ".*", which matches streams without it too.
+SEL = '{container=~"$container", host=~"$host"}'
 # Alloy normalises every level to one spelling (mixin.LOG_LEVELS), so an exact match finds Go's
 # level=error as well as Python's ERROR.
-ERRORS = f'{{container=~"$container", level=~"{"|".join(LOG_ERROR_LEVELS)}"}}'
+ERRORS = f'{{container=~"$container", host=~"$host", level=~"{"|".join(LOG_ERROR_LEVELS)}"}}'
 ENGINE = f'|~ "(?i)({LOG_ENGINE_DEAD})"'
 OOM = f'|~ "(?i)({LOG_CUDA_OOM})"'
 GPU = f'|~ "(?i)({LOG_CUDA_OOM}|NCCL (WARN|error)|CUDA error|Xid|uncorrectable ECC)"'
@@ -55,7 +56,8 @@ def build() -> dict:
     return dashboard(UID, "Logs", "Container logs from Loki: volume and errors per container, vLLM engine "
                      "failures, CUDA out-of-memory and GPU errors, and a searchable view of every line.",
                      drill(panels), annotations=[ALERTS], related=related("containers", "vllm", "gpu", "system"),
-                     variables=[loki_label_variable("container", "Container", "container"),
+                     variables=[loki_label_variable("host", "Host", "host", all_value=".*"),
+                                loki_label_variable("container", "Container", "container"),
                                 textbox_variable("search", "Search")], refresh="1m", time_from="now-1h",
                      prometheus=False)
 

@@ -3,10 +3,12 @@ the board that explains it."""
 
 from __future__ import annotations
 
+from llmwatch import mixin
 from llmwatch.tools.dashboards import containers, cost, gpu, limits, litellm, logs, system, vllm
 from llmwatch.tools.dashboards.drill import drill, no_traffic, related
-from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard,
-                                          prom, row, stat, state_timeline, steps, table, timeseries, value_text)
+from llmwatch.tools.dashboards.grafana import (BAD, FIRING_ALERTS, INFO, OK, WARN, bargauge, dashboard, override,
+                                          per_host, prom, row, stat, state_timeline, steps, table, timeseries,
+                                          value_text)
 
 UID = "llmwatch-overview"
 RATE = "[$__rate_interval]"
@@ -14,14 +16,31 @@ RATE = "[$__rate_interval]"
 # with 3 of 4 servers up). "Absent" is a series seen in the board's time range and gone now: a GPU fallen off
 # the bus, a removed container, or every one of them while their exporter cannot be scraped (the
 # "Targets down" tile names that).
-GPUS_NOT_ANSWERING = ("count(llmwatch_gpu_up == 0 or (max_over_time(llmwatch_gpu_up[$__range]) unless llmwatch_gpu_up))"
-                      " or vector(0)")
-VLLM_NOT_SERVING = ("count("
-                    'llmwatch_vllm_up == 0 unless on (container) llmwatch_vllm_container_state{state="starting"} == 1'
-                    ' or on (container) llmwatch_vllm_container_state{state!~"running|starting"} == 1'
-                    " or on (container) (max_over_time(llmwatch_vllm_up[$__range]) unless on (container) llmwatch_vllm_up"
-                    " unless on (container) llmwatch_vllm_container_state)"
-                    ") or vector(0)")
+# Written filtered on the host variable as the board shows them (grafana.per_host).
+GPU_NOT_ANSWERING = "llmwatch_gpu_up == 0 or (max_over_time(llmwatch_gpu_up[$__range]) unless llmwatch_gpu_up)"
+GPUS_NOT_ANSWERING = per_host(f"count({GPU_NOT_ANSWERING}) or vector(0)")
+VLLM_DOWN = ('llmwatch_vllm_up == 0 unless on (container) llmwatch_vllm_container_state{state="starting"} == 1'
+             ' or on (container) llmwatch_vllm_container_state{state!~"running|starting"} == 1'
+             " or on (container) (max_over_time(llmwatch_vllm_up[$__range]) unless on (container) llmwatch_vllm_up"
+             " unless on (container) llmwatch_vllm_container_state)")
+VLLM_NOT_SERVING = per_host(f"count({VLLM_DOWN}) or vector(0)")
+FIRING = 'ALERTS{alertstate="firing", alertname!="Watchdog"}'
+# The per-host table: one row per host (one row with an empty host where series carry none).
+# Each column counts per host and adds 0 for every host seen, so a host with nothing down reads 0.
+HOSTS = "max by (host) (0 * up)"
+HOST_COLUMNS = {
+    "GPUs answering": f"sum by (host) (llmwatch_gpu_up) or {HOSTS}",
+    "GPUs not answering": f"count by (host) ({GPU_NOT_ANSWERING}) or {HOSTS}",
+    "vLLM servers up": f"sum by (host) (llmwatch_vllm_up) or {HOSTS}",
+    "vLLM servers down or exited": f"count by (host) ({VLLM_DOWN}) or {HOSTS}",
+    "Targets down": f"count by (host) (up == 0) or {HOSTS}",
+    "Alerts firing": f"count by (host) ({FIRING}) or {HOSTS}",
+    # from up while a host sends (series without a host too); a lost host's, whose up is gone from
+    # instant queries after 5 minutes, from what was recorded (as LlmwatchHostLost reads it) within
+    # the board's time range
+    "Last sample age": ("time() - (max by (host) (timestamp(up)) or max by (host) (max_over_time("
+                        "host:llmwatch_last_sample_timestamp_seconds[$__range])))"),
+}
 ALERTS_PAGE = {"title": "Alerts (Alertmanager)", "url": "/alerting/groups?groupBy=alertname&alertmanager=alertmanager",
                "targetBlank": False}
 
@@ -34,7 +53,7 @@ def build() -> dict:
         row("Is everything fine?"),
         stat("Alerts firing", "Alerts firing now, Watchdog left out (it always fires, to prove alerting "
              "works). Bad: above 0 — the table below says which.",
-             [prom('count(ALERTS{alertstate="firing", alertname!="Watchdog"}) or vector(0)')], "none",
+             [prom(f"count({FIRING}) or vector(0)")], "none",
              thresholds=steps(OK, (WARN, 1), (BAD, 3)), graph=False, links=[ALERTS_PAGE]),
         stat("Targets down", "Parts of the stack Prometheus cannot scrape. Bad: above 0 — something is "
              "unwatched.", [prom("count(up == 0) or vector(0)")], "none", thresholds=steps(OK, (BAD, 1)),
@@ -62,6 +81,7 @@ def build() -> dict:
                        mappings=[{"type": "range", "options": {"from": -1, "to": -1,
                                                                "result": {"text": "lost", "color": BAD}}}],
                        links=[gpu.LINK]),
+        hosts_table(),
 
         row("Models"),
         timeseries("Requests/s per model", "Finished requests per second per model (vLLM).",
@@ -101,3 +121,23 @@ def build() -> dict:
                      "and spend at a glance; each tile links to the board that explains it.",
                      drill(no_traffic(panels)), related=related("vllm", "gpu", "litellm", "logs", "cost"),
                      annotations=[FIRING_ALERTS], time_from="now-3h")
+
+
+def hosts_table() -> dict:
+    """Per host, the tiles above: GPUs, vLLM servers, targets, alerts, and how old its newest sample
+    is (a lost host's grows; LlmwatchHostLost pages past mixin.py's host_lost_seconds). With one
+    host whose series carry no host label it is one row with an empty host."""
+    lost = mixin.MIXIN.host_lost_seconds
+    columns = list(HOST_COLUMNS)
+    return table("Hosts", "One row per host: GPUs answering and not, vLLM servers up and down or exited "
+                 "(as the tiles above count them), targets down, alerts firing about it, and the age of its "
+                 f"newest sample. Bad: anything down, or a sample older than {lost:g} s — the host is lost "
+                 "(LlmwatchHostLost).",
+                 [prom(expr, instant=True, table=True) for expr in HOST_COLUMNS.values()], "none", merge=True,
+                 w=24, h=5, rename={"host": "Host", **{f"Value #{chr(ord('A') + i)}": name
+                                                      for i, name in enumerate(columns)}},
+                 overrides=[override("Value #G", unit="s", thresholds=steps(OK, (BAD, lost)),
+                                     custom__cellOptions={"type": "color-text"}),
+                            *(override(f"Value #{chr(ord('A') + i)}", thresholds=steps(OK, (BAD, 1)),
+                                       custom__cellOptions={"type": "color-text"})
+                              for i, name in enumerate(columns) if "not" in name or "down" in name)])

@@ -48,15 +48,21 @@ def runbook_url(anchor: str, *, served: bool = True) -> str:
     return f"{{{{ $externalURL }}}}/{CONSOLE}#{anchor}" if served else f"{RUNBOOKS}#{anchor}"
 
 
+# Every description starts by naming the host the alert is about, when its series carry one (issue 25:
+# a second GPU host has its own GPU 0 and its own vllm-a); with one host and no host label it
+# adds nothing, so the single-host text is unchanged.
+ON_HOST = "{{ with $labels.host }}On {{ . }}: {{ end }}"
+
+
 def alert(name: str, expr: str, *, for_: str, severity: str, summary: str, description: str,
           runbook: str | None = None, labels: dict | None = None, comment: str = "", served: bool = True) -> Rule:
-    """An alert with the annotations every llmwatch alert carries; ``runbook`` defaults to the
-    alert's own section of the runbooks (:func:`runbook_url`)."""
+    """An alert with the annotations every llmwatch alert carries (the description prefixed with
+    :data:`ON_HOST`); ``runbook`` defaults to the alert's own section of the runbooks (:func:`runbook_url`)."""
     body: dict = {"alert": name, "expr": expr}
     if for_:
         body["for"] = for_
     body["labels"] = {"severity": severity, **(labels or {})}
-    body["annotations"] = {"summary": summary, "description": description,
+    body["annotations"] = {"summary": summary, "description": ON_HOST + description,
                            "runbook_url": runbook_url(runbook or name.lower(), served=served)}
     return Rule(body, comment)
 

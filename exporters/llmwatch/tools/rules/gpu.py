@@ -57,7 +57,7 @@ def groups() -> list[Group]:
 llmwatch_gpu_pcie_link_width < llmwatch_gpu_pcie_link_max_width
   or (
     llmwatch_gpu_pcie_link_generation < llmwatch_gpu_pcie_link_max_generation
-      and on (job, instance, gpu) llmwatch_gpu_utilization_ratio > 0.5
+      and on (job, instance, gpu, host) llmwatch_gpu_utilization_ratio > 0.5
   )
 """, for_='15m', severity='warning',
                   summary='A GPU runs its PCIe link below its maximum.',

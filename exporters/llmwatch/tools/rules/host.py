@@ -40,7 +40,7 @@ node_filesystem_files_free{{{FS}}} / node_filesystem_files{{{FS}}} < {fmt(mixin.
                   description='{{ $labels.mountpoint }} has only {{ $value | humanizePercentage }} of its inodes free; at none, no file can be created although bytes are free (many small files: container layers, logs, caches).'),
             alert('HostFilesystemReadOnly', f"""\
 node_filesystem_readonly{{{FS}}} == 1
-  and on (instance, device, mountpoint) min_over_time(node_filesystem_readonly{{{FS}}}[1d]) == 0
+  and on (instance, device, mountpoint, host) min_over_time(node_filesystem_readonly{{{FS}}}[1d]) == 0
 """, for_='', severity='critical',
                   summary='A filesystem turned read-only.',
                   description='{{ $labels.mountpoint }} ({{ $labels.device }}) was writable within the last day and is read-only now: the kernel remounts a filesystem read-only after I/O or journal errors. Everything writing to it fails.',

@@ -24,7 +24,10 @@ page at 14.4x over 1 h and 5 m (2 % of a 30-day budget in an hour), ticket at 6x
 30 m (5 % in 6 hours); both windows must burn, so an alert stops soon after the burning does.
 Below mixin.py's min_request_rate over the long window they stay quiet: a model with a handful
 of requests an hour burns "fast" when two of them are slow, and that is no page.
-Tests: config/prometheus/tests/insights_test.yml. Runbooks: docs/runbooks.md.
+Hosts: SLOs, burn rates, goodput and cost per model span every host a model runs on (its users
+see all its servers); a GPU's price and idle cost are joined on (gpu, host), since GPU 0 exists on
+every host, and the per-container HTTP counters on (container, host) before they are summed per model.
+Tests: config/prometheus/tests/insights_test.yml and hosts_test.yml. Runbooks: docs/runbooks.md.
 """
 
 
@@ -39,15 +42,15 @@ sum by (model_name) (rate(vllm:prompt_tokens_total[5m]))
             record('model_name:llmwatch_gpu_cost_dollars_per_hour:allocation', """\
 sum by (model_name) (
   llmwatch_insights_gpu_allocation_ratio
-    * on (gpu) group_left () llmwatch_insights_gpu_cost_dollars_per_hour
+    * on (gpu, host) group_left () llmwatch_insights_gpu_cost_dollars_per_hour
 )
 """, comment="Allocation basis: every GPU the model's containers hold, busy or not."),
             record('model_name:llmwatch_gpu_cost_dollars_per_hour:usage', """\
 sum by (model_name) (
   llmwatch_insights_gpu_allocation_ratio
-    * on (gpu) group_left () (
+    * on (gpu, host) group_left () (
       llmwatch_insights_gpu_cost_dollars_per_hour
-        * on (gpu) group_left () avg_over_time(llmwatch_gpu_utilization_ratio[5m])
+        * on (gpu, host) group_left () avg_over_time(llmwatch_gpu_utilization_ratio[5m])
     )
 )
 """, comment="Usage basis: each GPU's price weighted by how busy it was (NVML utilisation, 5 m average)."),
@@ -62,9 +65,9 @@ model_name:llmwatch_gpu_cost_dollars_per_hour:usage
             record('model_name:llmwatch_gpu_cost_dollars_per_day:allocation', 'model_name:llmwatch_gpu_cost_dollars_per_hour:allocation * 24'),
             record('cluster:llmwatch_gpu_cost_dollars_per_day:sum', 'sum(llmwatch_insights_gpu_cost_dollars_per_hour) * 24', comment='The whole fleet per day, and what its idle time costs: price x (1 - utilisation), per GPU\nand in total (a GPU no model holds is idle spend too).'),
             record('gpu:llmwatch_idle_gpu_cost_dollars_per_hour', """\
-max by (gpu) (
+max by (gpu, host) (
   llmwatch_insights_gpu_cost_dollars_per_hour
-    * on (gpu) group_left () (1 - avg_over_time(llmwatch_gpu_utilization_ratio[5m]))
+    * on (gpu, host) group_left () (1 - avg_over_time(llmwatch_gpu_utilization_ratio[5m]))
 )
 """),
             record('cluster:llmwatch_idle_gpu_cost_dollars_per_hour:sum', 'sum(gpu:llmwatch_idle_gpu_cost_dollars_per_hour)'),
@@ -162,10 +165,10 @@ def burn_rate_rules(m: Mixin) -> list:
         for j, window in enumerate(WINDOWS):
             rules.append(record(f"model_name:llmwatch_slo_error_burn_rate:{window}", (
                 "(\n"
-                f"  sum by (model_name, simulated) (sum by (container, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\", status=\"5xx\"}}[{window}]))\n"
-                f"    * on (container) group_left (model_name) {info})\n"
-                f"  / (sum by (model_name, simulated) (sum by (container, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
-                f"    * on (container) group_left (model_name) {info}) > 0)\n"
+                f"  sum by (model_name, simulated) (sum by (container, host, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\", status=\"5xx\"}}[{window}]))\n"
+                f"    * on (container, host) group_left (model_name) {info})\n"
+                f"  / (sum by (model_name, simulated) (sum by (container, host, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
+                f"    * on (container, host) group_left (model_name) {info}) > 0)\n"
                 f") / {fmt(budget)}\n"),
                 comment="Errors: 5xx answers of the OpenAI API per model (HTTP counters are per container; the\n"
                         f"container's model comes from llmwatch_vllm_instance_info), divided by the budget {fmt(budget)}."
@@ -176,8 +179,8 @@ def burn_rate_rules(m: Mixin) -> list:
                             comment="Requests per second behind each burn rate over the alerts' long windows: the minimum-traffic\n"
                                     "guard." if window == LONG_WINDOWS[0] else ""))
         rules.append(record(f"model_name:llmwatch_slo_error_requests:rate{window}", (
-            f"sum by (model_name, simulated) (sum by (container, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
-            "  * on (container) group_left (model_name) llmwatch_vllm_instance_info)\n")))
+            f"sum by (model_name, simulated) (sum by (container, host, simulated) (rate(http_requests_total{{handler=~\"/v1/.*\"}}[{window}]))\n"
+            "  * on (container, host) group_left (model_name) llmwatch_vllm_instance_info)\n")))
     return rules
 
 

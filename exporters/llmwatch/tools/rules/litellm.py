@@ -19,15 +19,15 @@ def groups() -> list[Group]:
     return [
         Group('llmwatch-litellm', [
             alert('LitellmProxyDown', """\
-(llmwatch_litellm_up == 0 unless on (job, instance) llmwatch_litellm_alive)
+(llmwatch_litellm_up == 0 unless on (job, instance, host) llmwatch_litellm_alive)
   or llmwatch_litellm_alive == 0
 """, for_='2m', severity='critical',
                   summary='The LiteLLM proxy does not answer.',
                   description='LiteLLM has been unreachable or not alive for 2 minutes (seen by {{ $labels.instance }}); every model behind it is unavailable to clients.'),
-            alert('LitellmAdminApiFailing', 'llmwatch_litellm_up == 0 and on (job, instance) llmwatch_litellm_alive == 1', for_='5m', severity='warning',
+            alert('LitellmAdminApiFailing', 'llmwatch_litellm_up == 0 and on (job, instance, host) llmwatch_litellm_alive == 1', for_='5m', severity='warning',
                   summary='LiteLLM is alive but its admin API fails for the exporter.',
                   description='LiteLLM answers its liveness probe but the admin API has failed for {{ $labels.instance }} for 5 minutes (a wrong master key is the usual cause; see llmwatch_litellm_scrape_errors_total); spend and deployment metrics are missing.'),
-            alert('LitellmNotReady', 'llmwatch_litellm_ready == 0 and on (job, instance) llmwatch_litellm_alive == 1', for_='5m', severity='warning',
+            alert('LitellmNotReady', 'llmwatch_litellm_ready == 0 and on (job, instance, host) llmwatch_litellm_alive == 1', for_='5m', severity='warning',
                   summary='LiteLLM is alive but not ready.',
                   description="LiteLLM's readiness probe, asked by {{ $labels.instance }}, has failed for 5 minutes."),
             alert('LitellmDatabaseDisconnected', 'llmwatch_litellm_db_connected == 0', for_='5m', severity='warning',
@@ -64,7 +64,7 @@ def error_alerts(m: Mixin) -> list:
     return build.error_alerts(
         "Litellm", server_ratio="job:litellm_proxy_errors:ratio_rate5m",
         client_ratio="job:litellm_proxy_client_errors:ratio_rate5m",
-        traffic=f"and on (job) job:litellm_proxy_requests:rate5m >= {fmt(m.min_request_rate)}",
+        traffic=f"and on (job, host) job:litellm_proxy_requests:rate5m >= {fmt(m.min_request_rate)}",
         limits=m.litellm_error_ratio, client_limit=m.client_error_ratio,
         server_summary="More than {percent} of requests to LiteLLM fail on the server side.",
         server_description="LiteLLM failed {{ $value | humanizePercentage }} of client requests over 5 minutes with a "

@@ -16,10 +16,10 @@ board counts (mixin.py). Their LogQL is checked with Grafana's LogQL grammar
 def groups() -> list[Group]:
     return [
         Group('llmwatch-logs', [
-            alert('VllmCudaOutOfMemory', f'sum by (container) (count_over_time({{container=~".+"}} |~ "(?i)({LOG_CUDA_OOM})" [5m])) > 0', for_='', severity='warning', served=False,
+            alert('VllmCudaOutOfMemory', f'sum by (container, host) (count_over_time({{container=~".+"}} |~ "(?i)({LOG_CUDA_OOM})" [5m])) > 0', for_='', severity='warning', served=False,
                   summary='A container logged a CUDA out-of-memory error.',
                   description='{{ $labels.container }} logged {{ $value }} CUDA out-of-memory lines in 5 minutes: requests failed, or the engine is about to die. The Logs board shows the lines.'),
-            alert('VllmEngineCoreDied', f'sum by (container) (count_over_time({{container=~".+"}} |~ "(?i)({LOG_ENGINE_DEAD})" [5m])) > 0', for_='', severity='critical', served=False,
+            alert('VllmEngineCoreDied', f'sum by (container, host) (count_over_time({{container=~".+"}} |~ "(?i)({LOG_ENGINE_DEAD})" [5m])) > 0', for_='', severity='critical', served=False,
                   summary="A vLLM engine core died.",
                   description='{{ $labels.container }} logged that its engine died (EngineDeadError or the like) in the last 5 minutes: it fails every request until restarted, even while its API server still answers.'),
         ]),

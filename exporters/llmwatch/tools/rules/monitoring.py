@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from llmwatch.tools.rules.build import Group, alert
+from llmwatch import mixin
+from llmwatch.mixin import fmt
+from llmwatch.tools.rules.build import Group, alert, record
 
 HEADER = """\
 The monitoring stack watching itself: targets down, rules failing, notifications failing, and
@@ -13,6 +15,7 @@ Watchdog stops arriving). Tests: config/prometheus/tests/monitoring_test.yml.
 
 def groups() -> list[Group]:
     return [
+        Group('llmwatch-hosts', hosts()),
         Group('llmwatch-monitoring', [
             alert('Watchdog', 'vector(1)', for_='', severity='none',
                   summary='The alerting pipeline works; this alert always fires.',
@@ -65,14 +68,14 @@ time() - max_over_time(prometheus_remote_storage_queue_highest_sent_timestamp_se
                   summary='Remote write to the long-term store is falling behind.',
                   description='The newest sample Prometheus on {{ $labels.instance }} has delivered to {{ $labels.url }} is {{ $value | humanizeDuration }} old: the store is unreachable, failing or too slow. Unsent samples wait in the write-ahead log, which keeps at least the last two hours; what leaves it unsent never reaches the store.'),
             alert('LokiIngestionFailing', """\
-sum by (job, instance) (rate(loki_request_duration_seconds_count{route=~"loki_api_v1_push|api_prom_push", status_code=~"5.."}[5m])) > 0
-  or sum by (job, instance) (rate(loki_discarded_samples_total[5m])) > 0
+sum by (job, instance, host) (rate(loki_request_duration_seconds_count{route=~"loki_api_v1_push|api_prom_push", status_code=~"5.."}[5m])) > 0
+  or sum by (job, instance, host) (rate(loki_discarded_samples_total[5m])) > 0
 """, for_='10m', severity='warning',
                   summary='Loki refuses or discards log lines.',
                   description='Loki on {{ $labels.instance }} has answered pushes with 5xx or discarded lines (rate limit, too old, too long) for 10 minutes: those logs are lost.'),
             alert('AlloyLogsNotShipped', """\
-sum by (job, instance) (rate(loki_write_dropped_entries_total[5m])) > 0
-  or sum by (job, instance) (rate(loki_write_batch_retries_total[5m])) > 0
+sum by (job, instance, host) (rate(loki_write_dropped_entries_total[5m])) > 0
+  or sum by (job, instance, host) (rate(loki_write_batch_retries_total[5m])) > 0
 """, for_='10m', severity='warning',
                   summary='Alloy cannot ship logs to Loki.',
                   description='Alloy on {{ $labels.instance }} has retried or dropped batches of log lines bound for Loki for 10 minutes; dropped lines are lost.'),
@@ -83,4 +86,29 @@ sum by (job, instance) (rate(loki_write_dropped_entries_total[5m])) > 0
                   summary='Alertmanager fails to deliver notifications.',
                   description='Notifications through {{ $labels.integration }} have failed for 10 minutes; check the receiver settings in .env.'),
         ]),
+    ]
+
+
+def hosts() -> list:
+    """The last sample from each host, and the alert for a host gone silent (an agent host down,
+    its network cut, or its scraper unable to remote-write). Every scrape, the central's own and
+    each agent's, yields ``up``, so its newest timestamp per host is when that host last sent
+    anything. An instant query of ``up`` stops returning a series 5 minutes after its last sample,
+    so the alert looks back over host_lost_lookback at what was recorded. Series without a host
+    label (one host before the change) are left out: they are no host that can be lost."""
+    m = mixin.MIXIN
+    return [
+        record('host:llmwatch_last_sample_timestamp_seconds', 'max by (host) (timestamp(up{host!=""}))',
+               comment="When Prometheus last had a sample from each host (any target of it, up or not)."),
+        alert('LlmwatchHostLost', f"""\
+time() - max by (host) (max_over_time(host:llmwatch_last_sample_timestamp_seconds[{m.host_lost_lookback}]))
+  > {fmt(m.host_lost_seconds)}
+""", for_=m.host_lost_for, severity='critical',
+              summary='Prometheus receives nothing from a host.',
+              description=f'No sample has come from this host for {{{{ $value | humanizeDuration }}}} '
+                          f'(more than {fmt(m.host_lost_seconds)} s): the host is down, cut off from the central '
+                          'Prometheus, or its scraper cannot remote-write. Nothing on it is monitored, and its other '
+                          f'alerts cannot fire. It resolves by itself {m.host_lost_lookback} after the last sample.',
+              comment=f"A host that sent samples within {m.host_lost_lookback} and none for "
+                      f"{fmt(m.host_lost_seconds)} s."),
     ]

@@ -18,12 +18,12 @@ def groups() -> list[Group]:
     m = mixin.MIXIN
     return [
         Group('llmwatch-probe', [
-            record('target_model:llmwatch_probe_ttft_seconds:p95_30m', 'histogram_quantile(0.95, sum by (target, model, simulated, le) (rate(llmwatch_probe_ttft_seconds_bucket[30m])))'),
+            record('target_model:llmwatch_probe_ttft_seconds:p95_30m', 'histogram_quantile(0.95, sum by (target, model, host, simulated, le) (rate(llmwatch_probe_ttft_seconds_bucket[30m])))'),
             # "unsupported" (an embedding model: no chat to probe) is neither a success nor a failure:
             # a model that answers only that has no ratio, so ProbeEngineFailing stays quiet
             record('target_model:llmwatch_probe_success:ratio_30m', """\
-sum by (target, model, simulated) (increase(llmwatch_probe_requests_total{outcome="ok"}[30m]))
-  / sum by (target, model, simulated) (increase(llmwatch_probe_requests_total{outcome!="unsupported"}[30m]))
+sum by (target, model, host, simulated) (increase(llmwatch_probe_requests_total{outcome="ok"}[30m]))
+  / sum by (target, model, host, simulated) (increase(llmwatch_probe_requests_total{outcome!="unsupported"}[30m]))
 """),
             alert('ProbeThroughLitellmFailing', 'max_over_time(llmwatch_probe_success{target="litellm"}[10m]) == 0', for_='5m', severity='critical',
                   summary='Completions of a model group through LiteLLM fail.',
@@ -33,15 +33,15 @@ sum by (target, model, simulated) (increase(llmwatch_probe_requests_total{outcom
             # so its failures over the ratio's window are not an engine failing.
             alert('ProbeEngineFailing', '''\
 target_model:llmwatch_probe_success:ratio_30m{target!="litellm"} < 0.9
-  unless on (target)
+  unless on (target, host)
 label_replace(max_over_time(llmwatch_vllm_container_state{state="starting"}[30m]) == 1, "target", "$1", "container", "(.*)")
 ''', for_='10m', severity='warning',
                   summary='Probes streamed straight to an engine fail.',
                   description='Over 10 % of the probes streamed straight to {{ $labels.target }} (model {{ $labels.model }}) failed over the last 30 minutes.'),
             *ttft_alerts(m),
             alert('ProbeNotRunning', """\
-time() - max by (job, instance) (llmwatch_probe_last_run_timestamp_seconds)
-  > on (job, instance) 3 * max by (job, instance) (llmwatch_probe_interval_seconds) + 120
+time() - max by (job, instance, host) (llmwatch_probe_last_run_timestamp_seconds)
+  > on (job, instance, host) 3 * max by (job, instance, host) (llmwatch_probe_interval_seconds) + 120
 """, for_='5m', severity='warning',
                   summary='The probe exporter has stopped probing.',
                   description='No probe of {{ $labels.instance }} has ended for over three intervals; its latency series are frozen. Its log says why (probe round failed).'),

@@ -10,7 +10,10 @@ alerts share. Names follow level:metric:operations. Windows are 5m (10 scrapes a
 Aggregations keep the label simulated (absent on real targets, "true" on the demo's), as the
 insights, LiteLLM and probe rules do, so an alert on the demo's servers still carries it and
 Alertmanager routes it to the receiver that notifies no one.
-Tests: config/prometheus/tests/recording_test.yml.
+Per container, per GPU job and per cAdvisor name they keep host too (two hosts can both run a
+vllm-a); per model they sum over every host: a model's latency and throughput are those of all
+its servers, wherever they run (mixin.py's docstring).
+Tests: config/prometheus/tests/recording_test.yml and hosts_test.yml.
 """
 
 
@@ -52,17 +55,17 @@ def board_rules() -> list:
     the vLLM version are summed away; ``le`` stays on buckets so the board computes any percentile of
     any selection."""
     rules = [record(f"container_model_name_le:vllm_{name}_bucket:rate5m",
-                    f"sum by (container, model_name, le, simulated) (rate(vllm:{name}_bucket[5m]))",
+                    f"sum by (container, host, model_name, le, simulated) (rate(vllm:{name}_bucket[5m]))",
                     comment=BOARD_COMMENT if i == 0 else "")
              for i, name in enumerate(BOARD_HISTOGRAMS)]
     for name, extra in BOARD_COUNTERS:
         level = "container_model_name" + (f"_{extra}" if extra else "")
-        by = "container, model_name, " + (f"{extra}, " if extra else "") + "simulated"
+        by = "container, host, model_name, " + (f"{extra}, " if extra else "") + "simulated"
         rules.append(record(f"{level}:vllm_{name}:rate5m", f"sum by ({by}) (rate(vllm:{name}_total[5m]))"))
     for name in BOARD_MEANS:
         for part in ("sum", "count"):
             rules.append(record(f"container_model_name:vllm_{name}_{part}:rate5m",
-                                f"sum by (container, model_name, simulated) (rate(vllm:{name}_{part}[5m]))"))
+                                f"sum by (container, host, model_name, simulated) (rate(vllm:{name}_{part}[5m]))"))
     return rules
 
 
@@ -86,15 +89,15 @@ def groups() -> list[Group]:
             record('model_name:vllm_generation_tokens:rate5m', 'sum by (model_name, simulated) (rate(vllm:generation_tokens_total[5m]))', comment='Throughput per model.'),
             record('model_name:vllm_prompt_tokens:rate5m', 'sum by (model_name, simulated) (rate(vllm:prompt_tokens_total[5m]))'),
             record('model_name:vllm_requests:rate5m', 'sum by (model_name, simulated) (rate(vllm:request_success_total[5m]))'),
-            record('container:vllm_http_requests:rate5m', 'sum by (container, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))', comment="Share of OpenAI-API requests answered 5xx, per container (vLLM's HTTP counters carry no\nmodel label). Only /v1/ handlers: health checks and /metrics are not user traffic."),
-            record('container:vllm_http_errors:ratio_rate5m', error_share("container, simulated", 'http_requests_total{handler=~"/v1/.*", status="5xx"}', 'http_requests_total{handler=~"/v1/.*"}')),
-            record('container:vllm_http_client_errors:ratio_rate5m', error_share("container, simulated", 'http_requests_total{handler=~"/v1/.*", status="4xx"}', 'http_requests_total{handler=~"/v1/.*"}'), comment="Share answered 4xx: the client's fault (bad request, unknown model, context too long), kept\napart from the server errors above."),
+            record('container:vllm_http_requests:rate5m', 'sum by (container, host, simulated) (rate(http_requests_total{handler=~"/v1/.*"}[5m]))', comment="Share of OpenAI-API requests answered 5xx, per container (vLLM's HTTP counters carry no\nmodel label). Only /v1/ handlers: health checks and /metrics are not user traffic."),
+            record('container:vllm_http_errors:ratio_rate5m', error_share("container, host, simulated", 'http_requests_total{handler=~"/v1/.*", status="5xx"}', 'http_requests_total{handler=~"/v1/.*"}')),
+            record('container:vllm_http_client_errors:ratio_rate5m', error_share("container, host, simulated", 'http_requests_total{handler=~"/v1/.*", status="4xx"}', 'http_requests_total{handler=~"/v1/.*"}'), comment="Share answered 4xx: the client's fault (bad request, unknown model, context too long), kept\napart from the server errors above."),
         ]),
         Group('llmwatch-vllm-board-recording', board_rules()),
         Group('llmwatch-litellm-recording', [
-            record('job:litellm_proxy_requests:rate5m', 'sum by (job, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))', comment='Client-visible failures of the proxy, and upstream failures and fallbacks per model group.'),
-            record('job:litellm_proxy_errors:ratio_rate5m', error_share("job, simulated", 'litellm_proxy_failed_requests_metric_total{exception_status!~"4.."}', 'litellm_proxy_total_requests_metric_total'), comment="Server-side failures: LiteLLM labels a failed request with the HTTP status it answered\n(exception_status; \"None\" when the exception carried none, counted here). 4xx (400 bad request,\n401 invalid or expired key, 429 rate or budget limit) is the client's and has its own ratio."),
-            record('job:litellm_proxy_client_errors:ratio_rate5m', error_share("job, simulated", 'litellm_proxy_failed_requests_metric_total{exception_status=~"4.."}', 'litellm_proxy_total_requests_metric_total')),
+            record('job:litellm_proxy_requests:rate5m', 'sum by (job, host, simulated) (rate(litellm_proxy_total_requests_metric_total[5m]))', comment='Client-visible failures of the proxy, and upstream failures and fallbacks per model group.'),
+            record('job:litellm_proxy_errors:ratio_rate5m', error_share("job, host, simulated", 'litellm_proxy_failed_requests_metric_total{exception_status!~"4.."}', 'litellm_proxy_total_requests_metric_total'), comment="Server-side failures: LiteLLM labels a failed request with the HTTP status it answered\n(exception_status; \"None\" when the exception carried none, counted here). 4xx (400 bad request,\n401 invalid or expired key, 429 rate or budget limit) is the client's and has its own ratio."),
+            record('job:litellm_proxy_client_errors:ratio_rate5m', error_share("job, host, simulated", 'litellm_proxy_failed_requests_metric_total{exception_status=~"4.."}', 'litellm_proxy_total_requests_metric_total')),
             record('requested_model:litellm_deployment_failures:ratio_rate5m', """\
 sum by (requested_model, simulated) (rate(litellm_deployment_failure_responses_total[5m]))
   / sum by (requested_model, simulated) (rate(litellm_deployment_total_requests_total[5m]))
@@ -132,7 +135,7 @@ sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
             record('instance:node_cpus:count', 'count without (cpu, mode) (node_cpu_seconds_total{mode="idle"})'),
         ]),
         Group('llmwatch-containers-recording', [
-            record(f'name:container_{name}:rate5m', f'sum by (name) (rate(container_{name}_total{{name!=""}}[5m]))',
+            record(f'name:container_{name}:rate5m', f'sum by (name, host) (rate(container_{name}_total{{name!=""}}[5m]))',
                    comment="Per-container rates for the Docker containers board: cAdvisor keeps a series per network\n"
                            "interface and per cgroup, so a raw rate over a day of every container was its slowest\n"
                            "query (issue 23). Containers without a name (cgroups of the host) are left out.\n"
@@ -140,8 +143,8 @@ sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
             for i, name in enumerate(CADVISOR_COUNTERS)
         ]),
         Group('llmwatch-gpu-recording', [
-            record('job:llmwatch_gpu_utilization_ratio:avg', 'avg by (job, simulated) (llmwatch_gpu_utilization_ratio)'),
-            record('job:llmwatch_gpu_power_watts:sum', 'sum by (job, simulated) (llmwatch_gpu_power_watts)'),
+            record('job:llmwatch_gpu_utilization_ratio:avg', 'avg by (job, host, simulated) (llmwatch_gpu_utilization_ratio)'),
+            record('job:llmwatch_gpu_power_watts:sum', 'sum by (job, host, simulated) (llmwatch_gpu_power_watts)'),
             record('gpu:llmwatch_gpu_memory_used:ratio', 'llmwatch_gpu_memory_used_bytes / llmwatch_gpu_memory_total_bytes'),
         ]),
     ]

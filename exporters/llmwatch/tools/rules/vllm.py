@@ -23,21 +23,21 @@ def groups() -> list[Group]:
     m = mixin.MIXIN
     return [
         Group('llmwatch-vllm', [
-            alert('VllmInstanceDown', 'llmwatch_vllm_up == 0 unless on (container) llmwatch_vllm_container_state{state="starting"} == 1',
+            alert('VllmInstanceDown', 'llmwatch_vllm_up == 0 unless on (container, host) llmwatch_vllm_container_state{state="starting"} == 1',
                   for_='1m', severity='critical', summary='A vLLM server does not answer.',
                   description='vLLM {{ $labels.container }} has not served /metrics for a minute (hung, crashed inside, unreachable, or still not loaded after its start grace).',
                   comment="Running containers only (an exited one has no up series: VllmContainerExited), and not while\n"
                           "the exporter reports it starting (loading its model within [vllm] start_grace_seconds)."),
             *lifecycle_alerts(m),
-            alert('VllmEngineUnhealthy', 'llmwatch_vllm_healthy == 0 and on (container) llmwatch_vllm_up == 1', for_='1m', severity='critical',
+            alert('VllmEngineUnhealthy', 'llmwatch_vllm_healthy == 0 and on (container, host) llmwatch_vllm_up == 1', for_='1m', severity='critical',
                   summary='A vLLM server answers but its engine is dead.',
                   description='vLLM {{ $labels.container }} serves /metrics but /health has failed for a minute; requests to it fail.'),
             alert('VllmOnLostGpu', """\
-max by (container, simulated) (
-    llmwatch_vllm_container_gpu and on (gpu) (llmwatch_gpu_up == 0)
+max by (container, host, simulated) (
+    llmwatch_vllm_container_gpu and on (gpu, host) (llmwatch_gpu_up == 0)
   or label_replace(llmwatch_vllm_container_gpu, "uuid", "$1", "gpu", "(GPU-.+)")
-       and on (uuid) (llmwatch_gpu_info and on (gpu) (llmwatch_gpu_up == 0))
-  or llmwatch_vllm_container_gpu{gpu="all"} and on () (llmwatch_gpu_up == 0)
+       and on (uuid, host) (llmwatch_gpu_info and on (gpu, host) (llmwatch_gpu_up == 0))
+  or llmwatch_vllm_container_gpu{gpu="all"} and on (host) (llmwatch_gpu_up == 0)
 )
 """, for_='', severity='info',
                   summary='A vLLM server runs on a GPU that is lost.',
@@ -64,8 +64,8 @@ def lifecycle_alerts(m: Mixin) -> list:
     return [
         with_logs_link(alert("VllmContainerExited", f"""\
 llmwatch_vllm_container_exit_code
-  and on (container) (llmwatch_vllm_container_state{{state=~"exited|dead"}} == 1)
-  and on (container) ({clean} or llmwatch_vllm_container_oom_killed == 1)
+  and on (container, host) (llmwatch_vllm_container_state{{state=~"exited|dead"}} == 1)
+  and on (container, host) ({clean} or llmwatch_vllm_container_oom_killed == 1)
 """, for_="", severity="critical", summary="A vLLM container exited with an error.",
               description="vLLM {{ $labels.container }} exited with code {{ $value }} (137 with the OOM flag: killed "
                           "for memory) and nothing restarts it; its model is down. Its last log lines: Grafana's "
@@ -126,7 +126,7 @@ def error_alerts(m: Mixin) -> list:
     return build.error_alerts(
         "Vllm", server_ratio="container:vllm_http_errors:ratio_rate5m",
         client_ratio="container:vllm_http_client_errors:ratio_rate5m",
-        traffic=f"and on (container) container:vllm_http_requests:rate5m >= {fmt(m.min_request_rate)}",
+        traffic=f"and on (container, host) container:vllm_http_requests:rate5m >= {fmt(m.min_request_rate)}",
         limits=m.vllm_error_ratio, client_limit=m.client_error_ratio,
         server_summary="More than {percent} of a vLLM server's API requests fail.",
         server_description="vLLM {{ $labels.container }} answered {{ $value | humanizePercentage }} of its /v1 "
