@@ -249,3 +249,11 @@ def test_agent_runs_the_agent_compose_file_without_litellm_and_langfuse(tmp_path
     central = checkout(tmp_path / "central")  # without --agent: docker-compose.yml, as before
     assert up(central).returncode == 0
     assert "COMPOSE_FILE=\n" in (tmp_path / "central" / "calls").read_text()
+
+
+def test_loki_published_beyond_loopback_it_warns_that_loki_has_no_password(tmp_path):
+    root = checkout(tmp_path)
+    assert "Loki is published" not in up(root).stderr  # the default: 127.0.0.1
+    text = (root / ".env").read_text().replace("LOKI_PUBLISH_ADDRESS=127.0.0.1", "LOKI_PUBLISH_ADDRESS=10.0.0.5")
+    (root / ".env").write_text(text)
+    assert "Loki is published on 10.0.0.5 without a password" in up(root).stderr
