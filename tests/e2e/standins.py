@@ -6,7 +6,9 @@ on the test's Debian base image under the image names docker-compose.yml gives).
     python3 standins.py alloy ...  what config/alloy/config.alloy asks of Alloy, in small: lists the
                                    containers and follows their logs through the Docker API at
                                    its `host` (the socket proxy), pushes each line to its loki.write
-                                   URL, and counts them in /metrics under Alloy's metric names
+                                   URL (with its external `host` label and basic auth, as an agent
+                                   host's configuration has them), and counts them in /metrics
+                                   under Alloy's metric names
 
 Grafana's and Loki's own servers are not built for the test (Loki is AGPL), and Alloy's program
 cannot be built from its Go module (images.py says why); so what the test proves of them is what
@@ -16,6 +18,7 @@ lets a log reader reach Docker's logs through the proxy and Loki.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -58,7 +61,7 @@ def serve(port: int, routes: dict[str, tuple[int, str, bytes | callable]], post=
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status = post(self.path, body) if post else 404
+            status = post(self.path, body, self.headers) if post else 404
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -77,12 +80,20 @@ def grafana() -> None:
 
 
 def loki() -> None:
-    def push(path: str, body: bytes) -> int:
+    """Loki's push API (no authentication, as Loki's own); it also counts lines by the stream's
+    `host` and `compose_project` labels and whether the push came with basic auth (an agent host's
+    Alloy sends it), as stream_host, compose_project and auth: a plain `host` label on a scraped
+    series would become exported_host under the scrape's own."""
+    def push(path: str, body: bytes, headers) -> int:
         if path != "/loki/api/v1/push":
             return 404
+        auth = "basic" if (headers.get("Authorization") or "").startswith("Basic ") else "none"
         streams = json.loads(body)["streams"]
         for stream in streams:
             count('loki_distributor_lines_received_total{tenant="fake"}', len(stream["values"]))
+            labels = stream["stream"]
+            count(f'loki_standin_lines_received_total{{stream_host="{labels.get("host", "")}",'
+                  f'compose_project="{labels.get("compose_project", "")}",auth="{auth}"}}', len(stream["values"]))
         count("loki_standin_push_requests_total")
         return 204
 
@@ -114,15 +125,24 @@ def alloy(config_path: str) -> None:
     docker = re.search(r'host\s*=\s*"tcp://([^"]+)"', config).group(1)
     push_url = re.search(r'url\s*=\s*"http://([^/"]+)(/[^"]*)"', config)
     loki_address, push_path = push_url.group(1), push_url.group(2)
+    # an agent host's loki.write: every stream labelled with the host, basic auth from a file
+    external = re.search(r'external_labels\s*=\s*\{\s*host\s*=\s*"([^"]+)"', config)
+    host_label = {"host": external.group(1)} if external else {}
+    password_file = re.search(r'password_file\s*=\s*"([^"]+)"', config)
+    auth_headers = {}
+    if password_file:
+        user = re.search(r'username\s*=\s*"([^"]+)"', config).group(1)
+        password = open(password_file.group(1)).read()
+        auth_headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     followed: set[str] = set()
     count('loki_source_docker_target_entries_total{component_id="loki.source.docker.containers"}', 0)
 
     def push(labels: dict[str, str], lines: list[str]) -> None:
-        body = json.dumps({"streams": [{"stream": labels,
+        body = json.dumps({"streams": [{"stream": {**labels, **host_label},
                                         "values": [[str(time.time_ns()), line] for line in lines]}]})
         host, port = loki_address.split(":")
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
-        connection.request("POST", push_path, body=body, headers={"Content-Type": "application/json"})
+        connection.request("POST", push_path, body=body, headers={"Content-Type": "application/json", **auth_headers})
         status = connection.getresponse().status
         count(f'loki_write_sent_entries_total{{component_id="loki.write.local",status="{status}"}}', len(lines))
 

@@ -93,13 +93,16 @@ def write_override(path: Path) -> list[str]:
 
 class Stack:
     def __init__(self, engine: engine_module.PrivateEngine, compose: Path, project: str, env_file: Path,
-                 override: list[str] | None = None):
+                 override: list[str] | None = None, profiles: list[str] | None = None,
+                 compose_file: str = "docker-compose.yml", address: str = "127.0.0.1"):
         self.engine, self.compose, self.project, self.env_file = engine, compose, project, env_file
         self.override = override or []
+        self.profiles = PROFILES if profiles is None else profiles
+        self.compose_file, self.address = compose_file, address  # the file, where its ports are published
         self.password = dict(l.split("=", 1) for l in env_file.read_text().splitlines() if "=" in l)["PROMETHEUS_PASSWORD"]
 
     def run(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
-        argv = [str(self.compose), "--project-directory", str(REPO), "-f", str(REPO / "docker-compose.yml"),
+        argv = [str(self.compose), "--project-directory", str(REPO), "-f", str(REPO / self.compose_file),
                 *self.override, "-p", self.project, "--env-file", str(self.env_file), *args]
         result = subprocess.run(argv, env=self.engine.env(), capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
@@ -108,15 +111,15 @@ class Stack:
         return result
 
     def up(self) -> None:
-        profiles = [a for p in PROFILES for a in ("--profile", p)]
+        profiles = [a for p in self.profiles for a in ("--profile", p)]
         self.run(*profiles, "up", "-d", "--wait", "--wait-timeout", "600")
 
     def port(self, service: str, port: int) -> int:
-        profiles = [a for p in PROFILES for a in ("--profile", p)]
+        profiles = [a for p in self.profiles for a in ("--profile", p)]
         return int(self.run(*profiles, "port", service, str(port)).stdout.strip().rsplit(":", 1)[1])
 
     def prometheus(self, path: str) -> dict:
-        status, body = self.engine.in_netns(http, f"http://127.0.0.1:{self.port('prometheus', 23001)}{path}",
+        status, body = self.engine.in_netns(http, f"http://{self.address}:{self.port('prometheus', 23001)}{path}",
                                             self.password)
         assert status == 200, (path, status, body[:300])
         return json.loads(body)
@@ -126,7 +129,7 @@ class Stack:
         return self.prometheus(path)["data"]["result"]
 
     def containers(self) -> list[dict]:
-        profiles = [a for p in PROFILES for a in ("--profile", p)]
+        profiles = [a for p in self.profiles for a in ("--profile", p)]
         out = self.run(*profiles, "ps", "-a", "--format", "json").stdout
         text = out.strip()
         return json.loads(text) if text.startswith("[") else [json.loads(l) for l in text.splitlines() if l.strip()]

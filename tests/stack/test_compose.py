@@ -70,7 +70,9 @@ def test_every_image_is_pinned_to_an_exact_version():
 def test_grafana_prometheus_and_alertmanager_are_published_on_loopback_by_default():
     """Published ports bypass ufw; the default keeps them on this host (README, "Exposure and TLS")."""
     published = {name: service["ports"] for name, service in SERVICES.items() if service.get("ports")}
-    assert set(published) == {"grafana", "prometheus", "alertmanager"}
+    assert set(published) == {"grafana", "prometheus", "alertmanager", "loki"}
+    # Loki has no password: agent hosts push to it on an address of its own (README, "A second GPU host")
+    assert published.pop("loki") == ["${LOKI_PUBLISH_ADDRESS:-127.0.0.1}:${LOKI_PORT:-23002}:23002"]
     for name, port, variable in (("grafana", 23000, "GRAFANA_PORT"), ("prometheus", 23001, "PROMETHEUS_PORT"),
                                  ("alertmanager", 23003, "ALERTMANAGER_PORT")):
         assert published[name] == [f"${{LLMWATCH_PUBLISH_ADDRESS:-127.0.0.1}}:${{{variable}:-{port}}}:{port}"], name
@@ -78,6 +80,7 @@ def test_grafana_prometheus_and_alertmanager_are_published_on_loopback_by_defaul
     assert "--web.config.file=/etc/alertmanager/stack/web.yml" in SERVICES["alertmanager"]["command"]
     template = (REPO / "config" / "env.example").read_text()
     assert "\nLLMWATCH_PUBLISH_ADDRESS=127.0.0.1\n" in template
+    assert "\nLOKI_PUBLISH_ADDRESS=127.0.0.1\n" in template
 
 
 def test_exporters_bind_loopback_outside_docker_and_all_addresses_in_compose():

@@ -13,7 +13,7 @@ FAKE_DOCKER = """#!/usr/bin/env bash
 echo "$*" >> "$DOCKER_CALLS"
 case "$1 $2 $3" in
   "info --format"*) echo "${FAKE_RUNTIMES}" ;;
-  "compose run"*) echo "COMPOSE_PROFILES=$COMPOSE_PROFILES" >> "$DOCKER_CALLS" ;;
+  "compose run"*) echo "COMPOSE_PROFILES=$COMPOSE_PROFILES" >> "$DOCKER_CALLS"; echo "COMPOSE_FILE=${COMPOSE_FILE:-}" >> "$DOCKER_CALLS" ;;
   "compose config --services")
     if [ "$COMPOSE_PROFILES" = "*" ]; then echo "prometheus"; echo "gpu-exporter"; echo "demo"; echo "demo-gpu-exporter"
     elif [ "$COMPOSE_PROFILES" = demo ]; then echo "prometheus"; echo "demo"; echo "demo-gpu-exporter"
@@ -22,6 +22,15 @@ case "$1 $2 $3" in
   "compose ps -a") printf '%s' "$FAKE_PS" ;;
 esac
 exit 0
+"""
+
+# curl asked by `--agent` whether the central takes remote writes: records its arguments and what it
+# reads on stdin, answers FAKE_CURL_CODE (000: a connection error, as curl reports one).
+FAKE_CURL = """#!/usr/bin/env bash
+echo "$*" >> "$CURL_CALLS"
+cat >> "$CURL_CALLS"
+if [ "$FAKE_CURL_CODE" = 000 ]; then echo "curl: (7) Failed to connect to monitor-host port 23001" >&2; printf 000; exit 7; fi
+printf '%s' "$FAKE_CURL_CODE"
 """
 
 
@@ -35,11 +44,14 @@ def checkout(tmp_path: Path) -> Path:
     bin_dir.mkdir()
     (bin_dir / "docker").write_text(FAKE_DOCKER)
     (bin_dir / "docker").chmod(0o755)
+    (bin_dir / "curl").write_text(FAKE_CURL)
+    (bin_dir / "curl").chmod(0o755)
     return root
 
 
 def up(root: Path, runtimes: str = '{"nvidia":{},"runc":{}}', *args: str, **fake: str) -> subprocess.CompletedProcess:
     env = {"PATH": f"{root.parent / 'bin'}:/usr/bin:/bin", "DOCKER_CALLS": str(root.parent / "calls"),
+           "CURL_CALLS": str(root.parent / "curl-calls"), "FAKE_CURL_CODE": "400",
            "FAKE_RUNTIMES": runtimes, "HOME": str(root.parent),
            "FAKE_PS": "stack-config\texited\t\nprometheus\trunning\thealthy\n", **fake}
     return subprocess.run(["bash", "scripts/up", *args], cwd=root, capture_output=True, text=True, env=env)
@@ -172,3 +184,76 @@ def test_an_env_others_can_read_is_made_private_with_a_warning(tmp_path):
     assert "warning: .env was readable by other users (mode 644); changed it to 600" in result.stderr
     again = up(root)
     assert "readable by other users" not in again.stderr  # private now: nothing to say
+
+
+def test_the_host_label_is_this_hosts_short_name_unless_env_names_one(tmp_path):
+    root = checkout(tmp_path)
+    result = up(root)
+    assert result.returncode == 0, result.stderr
+    short = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
+    assert env_file(root)["LLMWATCH_HOST"] == short
+    text = (root / ".env").read_text().replace(f"LLMWATCH_HOST={short}", "LLMWATCH_HOST=gpu-a")
+    (root / ".env").write_text(text)
+    assert up(root).returncode == 0 and env_file(root)["LLMWATCH_HOST"] == "gpu-a"
+
+
+def test_agent_needs_the_central_and_its_password(tmp_path):
+    root = checkout(tmp_path)
+    result = up(root, '{"nvidia":{}}', "--agent")
+    assert result.returncode == 1
+    assert "give the central Prometheus: ./scripts/up --agent --central https://" in result.stderr
+    result = up(root, '{"nvidia":{}}', "--agent", "--central", "https://monitor-host:23001/")
+    assert result.returncode == 1
+    assert "set LLMWATCH_CENTRAL_PASSWORD" in result.stderr and "PROMETHEUS_PASSWORD" in result.stderr
+    assert env_file(root)["LLMWATCH_CENTRAL_URL"] == "https://monitor-host:23001"
+    assert not (tmp_path / "calls").exists() or "compose up" not in (tmp_path / "calls").read_text()
+    assert up(root, '{"nvidia":{}}', "--central", "https://x:23001").stderr.strip() == \
+        "llmwatch up: --central goes with --agent"
+
+
+def agent_checkout(tmp_path: Path) -> Path:
+    root = checkout(tmp_path)
+    text = (root / "config" / "env.example").read_text() + "LLMWATCH_CENTRAL_PASSWORD=the-centrals-password\n"
+    (root / ".env").write_text(text)
+    (root / ".env").chmod(0o600)
+    return root
+
+
+def test_agent_checks_that_the_central_takes_its_samples_and_says_why_not(tmp_path):
+    root = agent_checkout(tmp_path)
+    for code, message in (("401", "refuses LLMWATCH_CENTRAL_PASSWORD: copy PROMETHEUS_PASSWORD from the central's .env"),
+                          ("404", "does not take remote writes: run ./scripts/up there"),
+                          ("000", "cannot reach the central Prometheus at https://monitor-host:23001/api/v1/write "
+                                  "(curl: (7) Failed to connect")):
+        result = up(root, '{"nvidia":{}}', "--agent", "--central", "https://monitor-host:23001", FAKE_CURL_CODE=code)
+        assert result.returncode == 1, code
+        assert message in result.stderr, (code, result.stderr)
+        assert not (tmp_path / "calls").exists() or "compose up" not in (tmp_path / "calls").read_text()
+    curl = (tmp_path / "curl-calls").read_text()
+    assert "https://monitor-host:23001/api/v1/write" in curl and "-X POST" in curl
+    assert 'user = "llmwatch:the-centrals-password"' in curl  # on stdin...
+    assert "the-centrals-password" not in curl.splitlines()[0]  # ...not on its command line
+
+
+def test_agent_runs_the_agent_compose_file_without_litellm_and_langfuse(tmp_path):
+    root = agent_checkout(tmp_path)
+    result = up(root, '{"nvidia":{}}', "--agent", "--central", "https://monitor-host:23001")
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "COMPOSE_FILE=docker-compose.agent.yml" in calls
+    assert "COMPOSE_PROFILES=gpu,vllm,probe\n" in calls
+    assert "compose up -d --remove-orphans --wait" in calls
+    assert "takes this host's samples" in result.stdout
+    assert "llmwatch agent is up: this host's series and logs go to https://monitor-host:23001 as host=" in result.stdout
+    assert "Grafana" not in result.stdout
+    central = checkout(tmp_path / "central")  # without --agent: docker-compose.yml, as before
+    assert up(central).returncode == 0
+    assert "COMPOSE_FILE=\n" in (tmp_path / "central" / "calls").read_text()
+
+
+def test_loki_published_beyond_loopback_it_warns_that_loki_has_no_password(tmp_path):
+    root = checkout(tmp_path)
+    assert "Loki is published" not in up(root).stderr  # the default: 127.0.0.1
+    text = (root / ".env").read_text().replace("LOKI_PUBLISH_ADDRESS=127.0.0.1", "LOKI_PUBLISH_ADDRESS=10.0.0.5")
+    (root / ".env").write_text(text)
+    assert "Loki is published on 10.0.0.5 without a password" in up(root).stderr

@@ -16,9 +16,12 @@ from llmwatch.tools.stack_config import render
 
 DEFAULT_ALERTMANAGER = Path(__file__).resolve().parents[4] / "config" / "alertmanager"
 DEFAULT_PROMETHEUS = Path(__file__).resolve().parents[4] / "config" / "prometheus"
+DEFAULT_ALLOY = Path(__file__).resolve().parents[4] / "config" / "alloy"
 # The rendered prometheus.yml says where it comes from: edits to it are lost at the next start.
 PROMETHEUS_HEADER = ("# Written by llmwatch stack-config at every start from config/prometheus/prometheus.yml and\n"
                      "# the REMOTE_WRITE_* variables of .env: change those, not this file.\n")
+AGENT_HEADER = ("# Written by llmwatch stack-config --agent at every start from config/prometheus/prometheus.yml\n"
+                "# and the LLMWATCH_HOST and LLMWATCH_CENTRAL_* variables of .env: change those, not this file.\n")
 
 
 def write(path: Path, text: str, *, secret_for: int | None = None) -> None:
@@ -68,9 +71,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="directory holding alertmanager.yml and templates/ (default: the repository's)")
     parser.add_argument("--prometheus-dir", type=Path, default=DEFAULT_PROMETHEUS,
                         help="directory holding prometheus.yml and REMOTE_WRITE_CA_FILE (default: the repository's)")
+    parser.add_argument("--alloy-dir", type=Path, default=DEFAULT_ALLOY,
+                        help="directory holding config.alloy (default: the repository's); --agent only")
+    parser.add_argument("--agent", action="store_true",
+                        help="an agent host's files: its Prometheus (agent mode) and Alloy sending to the central "
+                             "(README, \"A second GPU host\")")
     parser.add_argument("--check", action="store_true",
                         help="only check the values in the environment; write nothing")
     args = parser.parse_args(argv)
+    if args.agent:
+        return agent_main(args)
 
     try:
         env = render.load_env(dict(os.environ))
@@ -115,6 +125,61 @@ def main(argv: list[str] | None = None) -> int:
     if env.remote_write is not None:  # no user:password@ (checked); a ?query might hold a key
         shown = urlsplit(env.remote_write.url)._replace(query="", fragment="").geturl()
         print(f"llmwatch stack-config: remote write to {shown}")
+    return 0
+
+
+def agent_main(args: argparse.Namespace) -> int:
+    """``--agent``: an agent host's Prometheus and Alloy configuration (and their secrets) under
+    ``--out``: prometheus/ (prometheus.yml, the central's password, targets/) and alloy/."""
+    try:
+        env = render.load_agent_env(dict(os.environ))
+        prometheus = render.agent_prometheus_config(read_yaml(args.prometheus_dir / "prometheus.yml"), env)
+        alloy = render.agent_alloy_config((args.alloy_dir / "config.alloy").read_text(), env)
+        if env.ca_file and (problem := render.ca_file_problem("LLMWATCH_CENTRAL_CA_FILE", args.prometheus_dir,
+                                                              env.ca_file)):
+            raise render.StackConfigError([problem])
+    except OSError as e:
+        print(f"llmwatch stack-config: cannot read {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except Problems as e:
+        for problem in e.problems:
+            print(f"llmwatch stack-config: {problem}", file=sys.stderr)
+        return 2
+    if args.check:
+        print("llmwatch stack-config: the values in .env are fine")
+        return 0
+
+    services = None
+    docker_host = os.environ.get("LLMWATCH_DOCKER__HOST", "").strip()
+    project = os.environ.get("LLMWATCH_COMPOSE_PROJECT", "").strip()
+    if docker_host and project:
+        try:
+            services = compose_services(docker_host, project)
+        except (httpx.HTTPError, ValueError) as e:
+            print(f"llmwatch stack-config: cannot list the containers of compose project {project} "
+                  f"through {docker_host}: {e}", file=sys.stderr)
+            return 1
+    prometheus_dir, alloy_dir = args.out / "prometheus", args.out / "alloy"
+    try:
+        for directory in (prometheus_dir, alloy_dir):
+            own_directory(directory, 0)
+        own_directory(prometheus_dir / "targets", render.EXPORTER_UID, 0o775)
+        ca = (args.prometheus_dir / env.ca_file).read_text() if env.ca_file else ""
+        # Prometheus runs as nobody, Alloy as root: each its own copy of the secret
+        for directory, uid in ((prometheus_dir, render.PROMETHEUS_UID), (alloy_dir, 0)):
+            write(directory / render.CENTRAL_PASSWORD_FILE, env.central_password, secret_for=uid)
+            write(directory / render.CENTRAL_CA_FILE, ca)
+        write(prometheus_dir / "prometheus.yml", AGENT_HEADER + yaml.safe_dump(prometheus, sort_keys=False))
+        write(alloy_dir / "config.alloy", alloy)
+        for name, targets in render.agent_targets(env, services).items():
+            write(prometheus_dir / "targets" / name, render.dump_json(targets))
+        for stale in (prometheus_dir / "targets").glob(f"*{render.DEMO_SUFFIX}"):
+            stale.unlink()
+    except OSError as e:
+        print(f"llmwatch stack-config: cannot write {e.filename or args.out}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    shown = urlsplit(env.central_url)._replace(query="", fragment="").geturl()
+    print(f"llmwatch stack-config: agent {env.host}: sending to {shown} and logs to {env.loki_url}")
     return 0
 
 

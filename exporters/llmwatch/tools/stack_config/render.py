@@ -77,6 +77,19 @@ PATH_KEYS = frozenset({"rule_files", "scrape_config_files", "files", "password_f
 # about 200,000 samples/s after an outage, with a fifth of the worst-case memory.
 REMOTE_WRITE_QUEUE = {"capacity": 10000, "max_shards": 10, "min_shards": 1, "max_samples_per_send": 2000,
                       "batch_send_deadline": "5s", "min_backoff": "30ms", "max_backoff": "5s"}
+# The label that tells hosts apart: every series of the central Prometheus carries it, set by the
+# scrape job (LLMWATCH_HOST) or, for an agent host's series, by the agent before remote write.
+HOST_LABEL = "host"
+# A host name as `hostname -s` gives it; it becomes a label value and a string in Alloy's config.
+HOST_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# What an agent host scrapes and sends on (README, "A second GPU host"): the jobs of the central's
+# prometheus.yml for what runs on every GPU host. Its own Prometheus (agent mode) is added apart.
+AGENT_JOBS = ("node", "cadvisor", "alloy", "llmwatch-gpu", "llmwatch-vllm", "llmwatch-probe")
+AGENT_SELF_JOB = "prometheus-agent"
+AGENT_PORT = 9090  # the agent's Prometheus, on its compose network only
+REMOTE_WRITE_CENTRAL = "central"
+CENTRAL_PASSWORD_FILE = "central_password"
+CENTRAL_CA_FILE = "central_ca.pem"
 
 
 @dataclass(frozen=True)
@@ -131,6 +144,19 @@ class StackEnv:
     langfuse_secret_key: str = ""
     langfuse_database_url: str = ""
     remote_write: RemoteWrite | None = field(default=None)
+    host: str = ""  # LLMWATCH_HOST: the value of the host label on this Prometheus' scrapes; empty: none
+
+
+@dataclass(frozen=True)
+class AgentEnv:
+    """An agent host's .env (README, "A second GPU host"): its name and the central it sends to."""
+
+    host: str
+    central_url: str  # the central Prometheus' base URL
+    central_password: str  # the central's PROMETHEUS_PASSWORD
+    loki_url: str  # the central Loki's push URL
+    ca_file: str = ""  # a file name in config/prometheus/: the CA of an https central
+    profiles: frozenset[str] = frozenset()
 
 
 def is_loopback(address: str) -> bool:
@@ -225,6 +251,9 @@ def load_env(environ: dict[str, str]) -> StackEnv:
     if require_tls not in ("true", "false"):
         problems.append(f"ALERT_SMTP_REQUIRE_TLS must be true or false, got {require_tls!r}")
     remote_write = _remote_write(get, problems)
+    host = get("LLMWATCH_HOST")
+    if host and not HOST_PATTERN.fullmatch(host):
+        problems.append(f"LLMWATCH_HOST must be a short host name (letters, digits, . _ -, up to 63), got {host!r}")
     if problems:
         raise StackConfigError(problems)
 
@@ -241,8 +270,48 @@ def load_env(environ: dict[str, str]) -> StackEnv:
         grafana_admin_password=get("GRAFANA_ADMIN_PASSWORD"), litellm_metrics_key=get("LITELLM_METRICS_KEY"),
         probe_litellm_key=get("PROBE_LITELLM_KEY"), langfuse_public_key=get("LANGFUSE_PUBLIC_KEY"),
         langfuse_secret_key=get("LANGFUSE_SECRET_KEY"), langfuse_database_url=get("LANGFUSE_DATABASE_URL"),
-        remote_write=remote_write,
+        remote_write=remote_write, host=host,
     )
+
+
+def load_agent_env(environ: dict[str, str]) -> AgentEnv:
+    """An agent host's variables checked; StackConfigError naming every bad one. The central's
+    Loki is reached at the central's host name on Loki's port unless LLMWATCH_CENTRAL_LOKI_URL says
+    otherwise (a reverse proxy). These variables are the agent compose file's stack-config's
+    (docker-compose.agent.yml), not the central's."""
+    agent_value = lambda name: environ.get(name, "").strip()  # noqa: E731 - a local shorthand
+    problems: list[str] = []
+    profiles = frozenset(p.strip() for p in agent_value("COMPOSE_PROFILES").split(",") if p.strip())
+    allowed = {"gpu", "vllm", "probe", "demo"}
+    if unknown := sorted(profiles - allowed):
+        problems.append(f"COMPOSE_PROFILES has {', '.join(unknown)}, which an agent host does not run "
+                        f"(it runs {', '.join(sorted(allowed))})")
+    host = agent_value("LLMWATCH_HOST")
+    if not HOST_PATTERN.fullmatch(host):
+        problems.append(f"LLMWATCH_HOST must be this host's short name (letters, digits, . _ -, up to 63), "
+                        f"got {host!r}: ./scripts/up --agent fills it in")
+    url = agent_value("LLMWATCH_CENTRAL_URL").rstrip("/")
+    if not url:
+        problems.append("LLMWATCH_CENTRAL_URL is empty: the central Prometheus, e.g. https://monitor-host:23001")
+    elif problem := url_problem(url, example="https://monitor-host:23001"):
+        problems.append(f"LLMWATCH_CENTRAL_URL: {problem}")
+    password = agent_value("LLMWATCH_CENTRAL_PASSWORD")
+    if not PASSWORD_PATTERN.fullmatch(password):
+        problems.append("LLMWATCH_CENTRAL_PASSWORD must be the central's PROMETHEUS_PASSWORD (its .env)")
+    loki_url = agent_value("LLMWATCH_CENTRAL_LOKI_URL").rstrip("/")
+    if loki_url and (problem := url_problem(loki_url, example="http://monitor-host:23002", base=True)):
+        problems.append(f"LLMWATCH_CENTRAL_LOKI_URL: {problem}")
+    ca_file = agent_value("LLMWATCH_CENTRAL_CA_FILE")
+    if ca_file and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", ca_file):
+        problems.append(f"LLMWATCH_CENTRAL_CA_FILE is the name of a file in config/prometheus/ (such as "
+                        f"central-ca.pem), not a path; got {ca_file!r}")
+    if problems:
+        raise StackConfigError(problems)
+    if not loki_url:
+        parts = urlsplit(url)
+        loki_url = f"{parts.scheme}://{parts.hostname}:{MIXIN.ports.loki}"
+    return AgentEnv(host=host, central_url=url, central_password=password,
+                    loki_url=f"{loki_url}/loki/api/v1/push", ca_file=ca_file, profiles=profiles)
 
 
 def _remote_write(get, problems: list[str]) -> RemoteWrite | None:
@@ -322,13 +391,17 @@ def remote_write_ca_problem(env: StackEnv, prometheus_dir: Path) -> str | None:
     where Prometheus reads it), or None: it must be there and hold a PEM certificate."""
     if env.remote_write is None or not env.remote_write.ca_file:
         return None
-    path = prometheus_dir / env.remote_write.ca_file
+    return ca_file_problem("REMOTE_WRITE_CA_FILE", prometheus_dir, env.remote_write.ca_file)
+
+
+def ca_file_problem(variable: str, prometheus_dir: Path, name: str) -> str | None:
+    """What is wrong with the CA certificate file ``name`` in ``prometheus_dir``, or None."""
     try:
-        text = path.read_text(errors="replace")
+        text = (prometheus_dir / name).read_text(errors="replace")
     except OSError as e:
-        return f"REMOTE_WRITE_CA_FILE: cannot read config/prometheus/{env.remote_write.ca_file}: {e.strerror or e}"
+        return f"{variable}: cannot read config/prometheus/{name}: {e.strerror or e}"
     if "-----BEGIN CERTIFICATE-----" not in text:
-        return f"REMOTE_WRITE_CA_FILE: config/prometheus/{env.remote_write.ca_file} holds no PEM certificate"
+        return f"{variable}: config/prometheus/{name} holds no PEM certificate"
     return None
 
 
@@ -376,14 +449,74 @@ def prometheus_config(base: dict, env: StackEnv) -> dict:
     long-term store of REMOTE_WRITE_URL added to any remote_write it has.
 
     Prometheus reads no environment variables in its configuration, and has no include for
-    remote_write; rendering the whole file keeps .env the one place the user configures."""
-    if not isinstance(base, dict) or not isinstance(base.get("scrape_configs", []), list) \
-            or not isinstance(base.get("remote_write", []), list):
-        raise StackConfigError(["prometheus.yml must be a mapping whose scrape_configs and remote_write are lists"])
+    remote_write; rendering the whole file keeps .env the one place the user configures. With
+    LLMWATCH_HOST, every job labels its series with this host (``with_host``)."""
+    _check_base(base)
     config = _moved_down(base)
     if env.remote_write is not None:
         config["remote_write"] = [*config.get("remote_write", []), remote_write_config(env.remote_write)]
+    if env.host:
+        config["scrape_configs"] = [with_host(job, env.host) for job in config.get("scrape_configs", [])]
     return config
+
+
+def with_host(job: dict, host: str) -> dict:
+    """A scrape job whose every series carries ``host``: a target relabel after the job's own, so
+    that it holds whatever the targets say. A series that brings its own ``host`` label keeps it as
+    ``exported_host``, as any target label does."""
+    rule = {"target_label": HOST_LABEL, "replacement": host, "action": "replace"}
+    return {**job, "relabel_configs": [*job.get("relabel_configs", []), rule]}
+
+
+def _check_base(base) -> None:
+    if not isinstance(base, dict) or not isinstance(base.get("scrape_configs", []), list) \
+            or not isinstance(base.get("remote_write", []), list):
+        raise StackConfigError(["prometheus.yml must be a mapping whose scrape_configs and remote_write are lists"])
+
+
+def agent_prometheus_config(base: dict, env: AgentEnv) -> dict:
+    """The prometheus.yml of an agent host's Prometheus (``--agent``): the central's jobs for what
+    runs on a GPU host (AGENT_JOBS, taken from the same ``base`` so that jobs, targets and labels
+    are the central's own) plus the agent itself, every series labelled with this host, all of it
+    remote-written to the central Prometheus with its basic auth (and CA for https).
+
+    Agent mode has no rules, alerting or local queries: the central evaluates everything, so a
+    host's alerts and boards look the same wherever its series come from."""
+    _check_base(base)
+    config = _moved_down(base)
+    jobs = [job for job in config.get("scrape_configs", []) if job.get("job_name") in AGENT_JOBS]
+    own = {"job_name": AGENT_SELF_JOB, "static_configs": [{"targets": [f"localhost:{AGENT_PORT}"]}]}
+    queue = {**REMOTE_WRITE_QUEUE}
+    write: dict = {"name": REMOTE_WRITE_CENTRAL, "url": f"{env.central_url}/api/v1/write", "send_exemplars": False,
+                   "basic_auth": {"username": PROMETHEUS_USER, "password_file": CENTRAL_PASSWORD_FILE},
+                   "queue_config": queue}
+    if env.ca_file:
+        write["tls_config"] = {"ca_file": CENTRAL_CA_FILE}
+    global_ = {k: v for k, v in config.get("global", {}).items() if k in ("scrape_interval", "scrape_timeout")}
+    return {"global": global_, "scrape_configs": [with_host(job, env.host) for job in [own, *jobs]],
+            "remote_write": [write]}
+
+
+def agent_alloy_config(base: str, env: AgentEnv) -> str:
+    """Alloy's configuration on an agent host: the central's (``base``, config/alloy/config.alloy:
+    the same containers, labels and pipeline) with its ``loki.write`` block sending to the central
+    Loki instead, with the stack's basic auth (for a reverse proxy that asks for it) and every
+    stream labelled with this host."""
+    start = base.find('loki.write "local" {')
+    if start < 0 or not base.rstrip().endswith("}"):
+        raise StackConfigError(['config.alloy must end with its loki.write "local" block'])
+    tls = f'\n    tls_config {{\n      ca_file = "/etc/alloy/stack/{CENTRAL_CA_FILE}"\n    }}' if env.ca_file else ""
+    block = (f'loki.write "local" {{\n'
+             f'  endpoint {{\n'
+             f'    url = {json.dumps(env.loki_url)}\n'
+             f'    basic_auth {{\n'
+             f'      username      = "{PROMETHEUS_USER}"\n'
+             f'      password_file = "/etc/alloy/stack/{CENTRAL_PASSWORD_FILE}"\n'
+             f'    }}{tls}\n'
+             f'  }}\n'
+             f'  external_labels = {{ {HOST_LABEL} = {json.dumps(env.host)} }}\n'
+             f'}}\n')
+    return base[:start] + block
 
 
 def remote_write_secrets(env: StackEnv) -> dict[str, str]:
@@ -455,6 +588,17 @@ def prometheus_targets(env: StackEnv, services: frozenset[str] | None = None) ->
         litellm = [{"targets": [f"{parts.hostname}:{port}"],
                     "labels": {"__scheme__": parts.scheme, "__metrics_path__": path}}]
     files[f"{LITELLM_JOB}.json"] = litellm
+    return files
+
+
+def agent_targets(env: AgentEnv, services: frozenset[str] | None = None) -> dict[str, list[dict]]:
+    """file_sd target lists of an agent host by file name: one per exporter it runs (``services``
+    from the Docker API, else COMPOSE_PROFILES), as on the central (``prometheus_targets``)."""
+    files = {}
+    for profile in ("gpu", "vllm", "probe"):
+        job, address = EXPORTER_PROFILES[profile]
+        running = service_of(address) in services if services is not None else profile in env.profiles
+        files[f"{job}.json"] = [{"targets": [address]}] if running else []
     return files
 
 
