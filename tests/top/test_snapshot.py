@@ -106,6 +106,24 @@ def test_gpus_in_natural_order_with_trouble_and_holders():
     assert render.trouble(g10).plain == "–"  # no ECC series: unknown, not "ok"
 
 
+def test_two_hosts_keep_their_gpu_0_and_vllm_a_apart():
+    """An agent host joins with the same GPU index and container name: two rows each, named host/value,
+    and each model's replicas count both hosts' containers."""
+    over = dict(instances=[s(1, container="vllm-a", model_name="llama", host="gpu-1"),
+                           s(1, container="vllm-a", model_name="llama", host="gpu-2")],
+                vllm_up=[s(1, container="vllm-a", host="gpu-1"), s(0, container="vllm-a", host="gpu-2")],
+                gpu_up=[s(1, gpu="0", host="gpu-1"), s(1, gpu="0", host="gpu-2")],
+                gpu_utilization=[s(0.5, gpu="0", host="gpu-1"), s(0.9, gpu="0", host="gpu-2")],
+                gpu_containers=[s(1e9, gpu="0", container="vllm-a", host="gpu-2")])
+    snap = snapshot.build(answers(**over), {}, NOW, "http://p")
+    llama = model(snap, "llama")
+    assert llama.containers == ["gpu-1/vllm-a", "gpu-2/vllm-a"]
+    assert (llama.replicas_up, llama.replicas_total) == (1, 2)
+    assert [(g.gpu, g.utilization_ratio, g.containers) for g in snap.gpus] == [
+        ("gpu-1/0", 0.5, []), ("gpu-2/0", 0.9, ["gpu-2/vllm-a"])]
+    assert "on (container, host)" in snapshot.queries()["error_ratio"]
+
+
 def test_alerts_firing_worst_then_oldest_watchdog_hidden():
     data = {"alerts": [
         {"labels": {"alertname": "Watchdog", "severity": "none"}, "state": "firing", "activeAt": "2026-11-12T10:00:00Z"},

@@ -20,7 +20,7 @@ from llmwatch.mixin import DEFAULT_MODEL
 
 # vLLM's HTTP counters carry no model label: a container's series joined to the model it serves.
 # The error ratio per model is each container's recorded 5xx share weighted by its requests.
-_PER_MODEL = "* on (container) group_left (model_name) llmwatch_vllm_instance_info"
+_PER_MODEL = "* on (container, host) group_left (model_name) llmwatch_vllm_instance_info"
 # XIDs younger than this show as GPU trouble (the XID alerts look back 10 minutes; an hour keeps
 # an XID in sight at 3 a.m. after its alert resolved).
 XID_RECENT_SECONDS = 3600
@@ -136,8 +136,18 @@ def _samples(answers: Answers, name: str) -> list[Sample]:
     return [] if got is None or isinstance(got, QueryFailed) else got
 
 
+# Labels that name a thing on one machine: with several hosts, two can both have GPU 0 or a container
+# vllm-a, so these are shown (and kept apart) as host/value; with one host (no host label), as value.
+ON_A_HOST = ("container", "gpu")
+
+
+def _key(labels: dict[str, str], label: str) -> str:
+    value = labels[label]
+    return f"{labels['host']}/{value}" if label in ON_A_HOST and labels.get("host") else value
+
+
 def _by(answers: Answers, name: str, label: str) -> dict[str, float]:
-    return {s.labels[label]: s.value for s in _samples(answers, name) if label in s.labels}
+    return {_key(s.labels, label): s.value for s in _samples(answers, name) if label in s.labels}
 
 
 def _slo(values: dict[str, float], overridden: set[str], model: str) -> float | None:
@@ -148,13 +158,13 @@ def _slo(values: dict[str, float], overridden: set[str], model: str) -> float | 
 
 
 def _models(answers: Answers) -> list[Model]:
-    container_model = {s.labels["container"]: s.labels["model_name"] for s in _samples(answers, "instances")
+    container_model = {_key(s.labels, "container"): s.labels["model_name"] for s in _samples(answers, "instances")
                        if "container" in s.labels and "model_name" in s.labels}
     up = _by(answers, "vllm_up", "container")
     states_known = bool(_samples(answers, "container_state"))
     state: dict[str, str] = {}
     for s in _samples(answers, "container_state"):
-        container = s.labels.get("container")
+        container = s.labels.get("container") and _key(s.labels, "container")
         if container and "state" in s.labels:
             state[container] = s.labels["state"]
             if s.labels.get("model_name"):
@@ -206,15 +216,15 @@ def _models(answers: Answers) -> list[Model]:
 def _gpus(answers: Answers) -> list[Gpu]:
     values = {key: _by(answers, key, "gpu") for key in (
         "gpu_up", "gpu_utilization", "gpu_memory_used", "gpu_memory_total", "gpu_temperature", "gpu_power", "gpu_ecc")}
-    info = {s.labels["gpu"]: s.labels for s in _samples(answers, "gpu_info") if "gpu" in s.labels}
+    info = {_key(s.labels, "gpu"): s.labels for s in _samples(answers, "gpu_info") if "gpu" in s.labels}
     xids: dict[str, set[str]] = defaultdict(set)
     for s in _samples(answers, "gpu_xid"):
         if "gpu" in s.labels and "xid" in s.labels:
-            xids[s.labels["gpu"]].add(s.labels["xid"])
+            xids[_key(s.labels, "gpu")].add(s.labels["xid"])
     holders: dict[str, set[str]] = defaultdict(set)
     for s in _samples(answers, "gpu_containers"):
         if "gpu" in s.labels and "container" in s.labels:
-            holders[s.labels["gpu"]].add(s.labels["container"])
+            holders[_key(s.labels, "gpu")].add(_key(s.labels, "container"))
     names = set(info) | set(xids) | set(holders)
     for per_gpu in values.values():
         names |= set(per_gpu)
