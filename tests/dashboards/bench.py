@@ -178,9 +178,10 @@ def _written(job: str, rows: list[tuple[str, dict, bool, float]]) -> list[Series
 
 
 def node_series() -> list[Series]:
-    """node-exporter: the families the System board and the host rules read, for a 32-core host."""
+    """node-exporter: the families the System board and the host rules read, for a GPU host of the
+    8-GPU class (two 56-core CPUs, 224 hardware threads)."""
     rows = []
-    for cpu in range(32):
+    for cpu in range(224):
         for mode, share in (("user", 0.3), ("system", 0.08), ("idle", 0.55), ("iowait", 0.02), ("irq", 0.01),
                             ("softirq", 0.01), ("steal", 0.0), ("nice", 0.0)):
             rows.append(("node_cpu_seconds_total", {"cpu": str(cpu), "mode": mode}, True, 3600 * share))

@@ -76,8 +76,9 @@ def expand(expr: str, values: dict[str, str]) -> str:
 
 
 # Variables that may list nothing: ``host`` where the series carry no host label (one host, before
-# the label). Grafana then offers only "All" (``.*``), which every query must still answer.
-MAY_BE_EMPTY = {"host"}
+# the label), ``environment`` while the Langfuse exporter labels no environments (its default). Grafana
+# then offers only "All" (``.*``), which every query must still answer.
+MAY_BE_EMPTY = {"host", "environment"}
 
 # Panels whose series exist only where a feature is on that the stack does not run, and why: their
 # queries must still run (a syntax or type error fails), but may return nothing. Each such panel

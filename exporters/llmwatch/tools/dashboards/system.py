@@ -48,7 +48,7 @@ def host_detail() -> list[dict]:
         timeseries("CPU per core", "Busy share of each core (all modes but idle). Bad: a few cores at 100 % "
                    "while the rest idle — a single-threaded bottleneck (a vLLM API server's event loop, "
                    "tokenisation) that the average hides.",
-                   [prom(f'1 - rate(node_cpu_seconds_total{{mode="idle"}}{RATE})', "cpu {{cpu}}")], "percentunit",
+                   [prom('instance_cpu:node_cpu_busy:ratio_rate5m', "cpu {{cpu}}")], "percentunit",
                    minimum=0, maximum=1, thresholds=steps(OK, (WARN, 0.8), (BAD, 0.95))),
         net_panel,
         timeseries("Disk IOPS", "Reads and writes completed per second per disk. Bad: at the disk's rated "

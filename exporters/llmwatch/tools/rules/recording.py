@@ -133,6 +133,11 @@ sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
                    comment="CPU seconds per second by mode, and the cores, for the System board (a GPU host has\n"
                            "hundreds of cores, each with eight mode counters)."),
             record('instance:node_cpus:count', 'count without (cpu, mode) (node_cpu_seconds_total{mode="idle"})'),
+            record('instance_cpu:node_cpu_busy:ratio_rate5m',
+                   '1 - sum without (mode) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+                   comment="Busy share of each core, for the System board's per-core panel: a DGX-class host has\n"
+                           "over 200 hardware threads, and a rate over each one's raw counter at every step of a day\n"
+                           "was that board's slowest query."),
         ]),
         Group('llmwatch-containers-recording', [
             record(f'name:container_{name}:rate5m', f'sum by (name, host) (rate(container_{name}_total{{name!=""}}[5m]))',
