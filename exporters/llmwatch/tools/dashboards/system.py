@@ -45,10 +45,14 @@ def host_detail() -> list[dict]:
     sensors["fieldConfig"]["defaults"]["noValue"] = "No hardware sensors visible (a VM or container without hwmon)"
     return [
         row("Per core, per interface, per disk"),
-        timeseries("CPU per core", "Busy share of each core (all modes but idle). Bad: a few cores at 100 % "
-                   "while the rest idle — a single-threaded bottleneck (a vLLM API server's event loop, "
-                   "tokenisation) that the average hides.",
-                   [prom('instance_cpu:node_cpu_busy:ratio_rate5m', "cpu {{cpu}}")], "percentunit",
+        timeseries("CPU per core", "Busy share (all modes but idle) of the busiest core, of the core at the "
+                   "90th percentile and of the median core. Bad: the busiest at 100 % while the median "
+                   "idles — a single-threaded bottleneck (a vLLM API server's event loop, tokenisation) that "
+                   "the average hides. (The spread, not a line per core: a GPU host's 200-odd hardware "
+                   "threads would be 200 lines nobody can read, and 200 series at every step.)",
+                   [prom(f"instance:node_cpu_busy_per_core:{rule}_5m", f"{{{{instance}}}} {name}")
+                    for rule, name in (("max", "busiest core"), ("p90", "p90 core"), ("p50", "median core"))],
+                   "percentunit",
                    minimum=0, maximum=1, thresholds=steps(OK, (WARN, 0.8), (BAD, 0.95))),
         net_panel,
         timeseries("Disk IOPS", "Reads and writes completed per second per disk. Bad: at the disk's rated "

@@ -138,6 +138,11 @@ sum by (project) (rate(llmwatch_langfuse_observations_total{level="ERROR"}[5m]))
                    comment="Busy share of each core, for the System board's per-core panel: a DGX-class host has\n"
                            "over 200 hardware threads, and a rate over each one's raw counter at every step of a day\n"
                            "was that board's slowest query."),
+            *[record(f'instance:node_cpu_busy_per_core:{name}_5m', f'{how} by (instance, host, job) ({arg}'
+                     'instance_cpu:node_cpu_busy:ratio_rate5m)',
+                     comment="The spread of the cores' busy shares, which the System board draws (the busiest, the\n"
+                             "90th percentile, the median core): three series, not one per core." if not arg else "")
+              for name, how, arg in (("max", "max", ""), ("p90", "quantile", "0.9, "), ("p50", "quantile", "0.5, "))],
         ]),
         Group('llmwatch-containers-recording', [
             record(f'name:container_{name}:rate5m', f'sum by (name, host) (rate(container_{name}_total{{name!=""}}[5m]))',
