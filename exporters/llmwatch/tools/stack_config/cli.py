@@ -98,17 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         print("llmwatch stack-config: the values in .env are fine")
         return 0
 
-    # Which exporters run: the containers compose made for this project, when Docker is at hand.
-    services = None
-    docker_host = os.environ.get("LLMWATCH_DOCKER__HOST", "").strip()
-    project = os.environ.get("LLMWATCH_COMPOSE_PROJECT", "").strip()
-    if docker_host and project:
-        try:
-            services = compose_services(docker_host, project)
-        except (httpx.HTTPError, ValueError) as e:
-            print(f"llmwatch stack-config: cannot list the containers of compose project {project} "
-                  f"through {docker_host}: {e}", file=sys.stderr)
-            return 1
+    try:
+        project, services = project_services()
+    except ServicesUnknown:
+        return 1
     running = render.running_profiles(env, services)
     try:
         write_files(args.out, args.alertmanager_dir, env, services, alertmanager, prometheus)
@@ -126,6 +119,26 @@ def main(argv: list[str] | None = None) -> int:
         shown = urlsplit(env.remote_write.url)._replace(query="", fragment="").geturl()
         print(f"llmwatch stack-config: remote write to {shown}")
     return 0
+
+
+class ServicesUnknown(Exception):
+    pass
+
+
+def project_services() -> tuple[str, frozenset[str] | None]:
+    """Which exporters run: the containers compose made for this project (LLMWATCH_COMPOSE_PROJECT),
+    when Docker is at hand (LLMWATCH_DOCKER__HOST); None without it. A Docker that does not answer
+    is said here and raises: guessing would scrape what is not there, or leave out what is."""
+    docker_host = os.environ.get("LLMWATCH_DOCKER__HOST", "").strip()
+    project = os.environ.get("LLMWATCH_COMPOSE_PROJECT", "").strip()
+    if not (docker_host and project):
+        return project, None
+    try:
+        return project, compose_services(docker_host, project)
+    except (httpx.HTTPError, ValueError) as e:
+        print(f"llmwatch stack-config: cannot list the containers of compose project {project} "
+              f"through {docker_host}: {e}", file=sys.stderr)
+        raise ServicesUnknown from e
 
 
 def agent_main(args: argparse.Namespace) -> int:
@@ -149,16 +162,10 @@ def agent_main(args: argparse.Namespace) -> int:
         print("llmwatch stack-config: the values in .env are fine")
         return 0
 
-    services = None
-    docker_host = os.environ.get("LLMWATCH_DOCKER__HOST", "").strip()
-    project = os.environ.get("LLMWATCH_COMPOSE_PROJECT", "").strip()
-    if docker_host and project:
-        try:
-            services = compose_services(docker_host, project)
-        except (httpx.HTTPError, ValueError) as e:
-            print(f"llmwatch stack-config: cannot list the containers of compose project {project} "
-                  f"through {docker_host}: {e}", file=sys.stderr)
-            return 1
+    try:
+        project, services = project_services()
+    except ServicesUnknown:
+        return 1
     prometheus_dir, alloy_dir = args.out / "prometheus", args.out / "alloy"
     try:
         for directory in (prometheus_dir, alloy_dir):
