@@ -438,6 +438,7 @@ class Panel:
     instant: bool
     time_from: str | None
     min_step: float  # seconds; Grafana's "Min step" of the target, 0 when unset
+    max_points: int = PANEL_PX  # Grafana's "Max data points": the panel's, else its width in pixels
 
 
 def seconds(duration: str) -> float:
@@ -462,7 +463,8 @@ def may_be_empty(panel: Panel) -> bool:
 
 def board_panels(board: dict) -> list[Panel]:
     return [Panel(board["title"], panel["title"], target["expr"], bool(target.get("instant")), panel.get("timeFrom"),
-                  seconds(target["interval"]) if target.get("interval") else 0.0)
+                  seconds(target["interval"]) if target.get("interval") else 0.0,
+                  panel.get("maxDataPoints") or PANEL_PX)
             for panel in panels(board) for target in panel["targets"]
             if target.get("datasource", panel["datasource"])["type"] == "prometheus"]
 
@@ -481,8 +483,8 @@ def grafana_interval(range_s: float, width: int = PANEL_PX, minimum: float = SCR
     return max(rounded, minimum)
 
 
-def builtins(range_s: float, min_step: float = 0.0) -> dict[str, str]:
-    interval = grafana_interval(range_s, minimum=max(SCRAPE, min_step))
+def builtins(range_s: float, min_step: float = 0.0, width: int = PANEL_PX) -> dict[str, str]:
+    interval = grafana_interval(range_s, width, minimum=max(SCRAPE, min_step))
     return {"__interval": f"{interval:g}s", "__rate_interval": f"{max(interval + SCRAPE, 4 * SCRAPE):g}s",
             "__range": f"{int(range_s)}s", "__range_s": str(int(range_s)), "__auto": f"{interval:g}s"}
 
@@ -544,13 +546,13 @@ def time_board(prometheus: Prometheus, board: dict, end: int, hours: float, runs
     for choice, values in zip(("All", "one"), variable_choices(prometheus, board)):
         for panel in board_panels(board):
             start, stop = panel_range(panel, end, hours)
-            every = {**builtins(stop - start, panel.min_step), **values}
+            every = {**builtins(stop - start, panel.min_step, panel.max_points), **values}
             expr = expand(panel.expr, every)
             if panel.instant:
                 params = {"query": expr, "time": str(stop), "stats": "all"}
                 path = "query"
             else:
-                step = int(grafana_interval(stop - start, minimum=max(SCRAPE, panel.min_step)))
+                step = int(grafana_interval(stop - start, panel.max_points, minimum=max(SCRAPE, panel.min_step)))
                 params = {"query": expr, "start": str(start - start % step), "end": str(stop - stop % step),
                           "step": str(step), "stats": "all"}
                 path = "query_range"
